@@ -1,0 +1,760 @@
+/*
+ * src/client.c -- sshflow_client_of_flow, the coordinator: it runs the
+ * handshake on the connection's reader thread (version, key exchange, host
+ * key check, authentication, channel open, request), waits for it with a
+ * bound, and hands the channel back as a flow. Also the small public
+ * objects: config, credentials, requests.
+ *
+ * Owns: the order of the handshake and the reader thread's life. Must
+ * never: parse messages itself.
+ */
+#include "conn.h"
+#include "hostauth.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------ */
+/* Config                                                                   */
+/* ------------------------------------------------------------------------ */
+
+void sf_config_defaults(struct sshflow_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->algs.kex, sizeof(cfg->algs.kex), "%s", sf_kex_default_list);
+    snprintf(cfg->algs.hostkey, sizeof(cfg->algs.hostkey), "%s", sf_hostkey_default_list);
+    snprintf(cfg->algs.cipher, sizeof(cfg->algs.cipher), "%s", sf_cipher_default_list);
+    snprintf(cfg->algs.mac, sizeof(cfg->algs.mac), "%s", sf_mac_default_list);
+    cfg->connect_timeout_ms = 30000;
+    cfg->rekey_bytes = 1ULL << 30;
+    cfg->rekey_seconds = 3600;
+    cfg->max_stderr = 1024 * 1024;
+}
+
+SSHFLOW_API sshflow_config *sshflow_config_new(void)
+{
+    sshflow_config *cfg = sf_alloc(sizeof(*cfg));
+    if (cfg != NULL) {
+        sf_config_defaults(cfg);
+    }
+    return cfg;
+}
+
+SSHFLOW_API void sshflow_config_free(sshflow_config *cfg)
+{
+    if (cfg != NULL) {
+        sf_free(cfg->hostname);
+        sf_free(cfg);
+    }
+}
+
+static bool name_in(const char *list, const char *name, size_t n)
+{
+    const char *p = list;
+    while (p != NULL && *p != '\0') {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) {
+            return true;
+        }
+        p = e != NULL ? e + 1 : NULL;
+    }
+    return false;
+}
+
+static int append_name(char *out, size_t outsz, const char *name, size_t n)
+{
+    size_t len = strlen(out);
+    if (len + n + 2 > outsz) {
+        return SF_ERR_TOO_LARGE;
+    }
+    if (len > 0) {
+        out[len++] = ',';
+    }
+    memcpy(out + len, name, n);
+    out[len + n] = '\0';
+    return 0;
+}
+
+/*
+ * OpenSSH's list syntax (ssh_config(5)): "a,b" replaces, "+a,b" appends,
+ * "-a*,b" removes (patterns allowed), "^a,b" prepends. Every name must be
+ * one we support. Writes the result into cur.
+ */
+static int apply_list(char *cur, size_t cursz, const char *all, const char *value,
+                      const char *what, sshflow_error *err)
+{
+    char out[SF_NAMELIST_MAX] = "";
+    char mod = value[0];
+    const char *spec = (mod == '+' || mod == '-' || mod == '^') ? value + 1 : value;
+    int r;
+
+    if (*spec == '\0') {
+        return sf_err_set(err, SF_ERR_INVALID, "%s: empty list", what);
+    }
+    /* Check every name (patterns only for removal). */
+    for (const char *p = spec; p != NULL && *p != '\0';) {
+        const char *e = strchr(p, ',');
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || (mod != '-' && !name_in(all, p, n))) {
+            return sf_err_set(err, SF_ERR_INVALID, "%s: unsupported algorithm \"%.*s\" (supported: %s)",
+                              what, (int)SF_MIN(n, 64), p, all);
+        }
+        p = e != NULL ? e + 1 : NULL;
+    }
+    const char *a = NULL, *b = NULL; /* out = a then b, deduplicated */
+    if (mod == '+') {
+        a = cur;
+        b = spec;
+    } else if (mod == '^') {
+        a = spec;
+        b = cur;
+    } else if (mod == '-') {
+        a = cur;
+    } else {
+        a = spec;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const char *src = pass == 0 ? a : b;
+        for (const char *p = src; p != NULL && *p != '\0';) {
+            const char *e = strchr(p, ',');
+            size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+            bool drop = name_in(out, p, n);
+            if (mod == '-' && !drop) {
+                char name[SF_NAME_MAX + 1];
+                snprintf(name, sizeof(name), "%.*s", (int)SF_MIN(n, (size_t)SF_NAME_MAX), p);
+                for (const char *q = spec; q != NULL && *q != '\0';) {
+                    const char *qe = strchr(q, ',');
+                    size_t qn = qe != NULL ? (size_t)(qe - q) : strlen(q);
+                    char pat[SF_NAME_MAX + 1];
+                    snprintf(pat, sizeof(pat), "%.*s", (int)SF_MIN(qn, (size_t)SF_NAME_MAX), q);
+                    if (fnmatch(pat, name, 0) == 0) {
+                        drop = true;
+                    }
+                    q = qe != NULL ? qe + 1 : NULL;
+                }
+            }
+            if (!drop && (r = append_name(out, sizeof(out), p, n)) != 0) {
+                return sf_err_set(err, SF_ERR_INVALID, "%s: list too long", what);
+            }
+            p = e != NULL ? e + 1 : NULL;
+        }
+    }
+    if (out[0] == '\0') {
+        return sf_err_set(err, SF_ERR_INVALID, "%s: no algorithm left", what);
+    }
+    snprintf(cur, cursz, "%s", out);
+    return 0;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s) {
+        return -1;
+    }
+    switch (toupper((unsigned char)*end)) {
+    case 'K':
+        v <<= 10;
+        end++;
+        break;
+    case 'M':
+        v <<= 20;
+        end++;
+        break;
+    case 'G':
+        v <<= 30;
+        end++;
+        break;
+    default:
+        break;
+    }
+    if (*end != '\0' && !isspace((unsigned char)*end)) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+SSHFLOW_API int sshflow_config_set(sshflow_config *cfg, const char *name, const char *value,
+                                   sshflow_error *err)
+{
+    if (cfg == NULL || name == NULL || value == NULL) {
+        return sf_err_set(err, SF_ERR_INVALID, "sshflow_config_set: NULL argument");
+    }
+    if (strcasecmp(name, "KexAlgorithms") == 0) {
+        return apply_list(cfg->algs.kex, sizeof(cfg->algs.kex), sf_kex_all_list, value, name, err);
+    }
+    if (strcasecmp(name, "HostKeyAlgorithms") == 0) {
+        return apply_list(cfg->algs.hostkey, sizeof(cfg->algs.hostkey), sf_hostkey_all_list, value,
+                          name, err);
+    }
+    if (strcasecmp(name, "Ciphers") == 0) {
+        return apply_list(cfg->algs.cipher, sizeof(cfg->algs.cipher), sf_cipher_all_list, value,
+                          name, err);
+    }
+    if (strcasecmp(name, "MACs") == 0) {
+        return apply_list(cfg->algs.mac, sizeof(cfg->algs.mac), sf_mac_all_list, value, name, err);
+    }
+    if (strcasecmp(name, "ConnectTimeout") == 0) {
+        char *end = NULL;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end != '\0' || v < 0 || v > 86400) {
+            return sf_err_set(err, SF_ERR_INVALID, "ConnectTimeout: expected seconds, got \"%.32s\"", value);
+        }
+        cfg->connect_timeout_ms = (int)v * 1000;
+        return 0;
+    }
+    if (strcasecmp(name, "RekeyLimit") == 0) {
+        uint64_t bytes = 0, secs = 0;
+        const char *sp = strchr(value, ' ');
+        if (strncasecmp(value, "default", 7) == 0) {
+            bytes = 1ULL << 30;
+        } else if (parse_size(value, &bytes) != 0 || bytes < 16) {
+            return sf_err_set(err, SF_ERR_INVALID, "RekeyLimit: bad size \"%.32s\"", value);
+        }
+        if (sp != NULL) {
+            while (*sp == ' ') {
+                sp++;
+            }
+            if (strcasecmp(sp, "none") != 0 && parse_size(sp, &secs) != 0) {
+                return sf_err_set(err, SF_ERR_INVALID, "RekeyLimit: bad time \"%.32s\"", sp);
+            }
+            cfg->rekey_seconds = secs;
+        }
+        cfg->rekey_bytes = bytes;
+        return 0;
+    }
+    if (strcasecmp(name, "HostName") == 0) {
+        char *h = sf_strdup(value);
+        if (h == NULL) {
+            return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+        }
+        sf_free(cfg->hostname);
+        cfg->hostname = h;
+        return 0;
+    }
+    if (strcasecmp(name, "Port") == 0) {
+        char *end = NULL;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end != '\0' || v < 1 || v > 65535) {
+            return sf_err_set(err, SF_ERR_INVALID, "Port: bad port \"%.32s\"", value);
+        }
+        cfg->port = (uint16_t)v;
+        return 0;
+    }
+    if (strcasecmp(name, "MaxStderrBuffer") == 0) {
+        uint64_t v = 0;
+        if (parse_size(value, &v) != 0 || v < 1024 || v > (256u << 20)) {
+            return sf_err_set(err, SF_ERR_INVALID, "MaxStderrBuffer: 1K..256M");
+        }
+        cfg->max_stderr = (size_t)v;
+        return 0;
+    }
+    return sf_err_set(err, SF_ERR_INVALID, "unknown option \"%.64s\"", name);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Credentials                                                              */
+/* ------------------------------------------------------------------------ */
+
+SSHFLOW_API sshflow_cred *sshflow_cred_new(void)
+{
+    return sf_alloc(sizeof(sshflow_cred));
+}
+
+SSHFLOW_API void sshflow_cred_free(sshflow_cred *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    struct sf_cred_item *it = c->head;
+    while (it != NULL) {
+        struct sf_cred_item *next = it->next;
+        sf_privkey_free(it->key);
+        if (it->password != NULL) {
+            sf_freezero(it->password, strlen(it->password));
+        }
+        sf_free(it->label);
+        sf_free(it);
+        it = next;
+    }
+    sf_free(c);
+}
+
+static void cred_append(sshflow_cred *c, struct sf_cred_item *it)
+{
+    if (c->tail != NULL) {
+        c->tail->next = it;
+    } else {
+        c->head = it;
+    }
+    c->tail = it;
+}
+
+static int key_error(sshflow_error *err, int r, const char *what)
+{
+    switch (r) {
+    case SF_ERR_FILE:
+        return sf_err_set(err, r, "cannot read key file %s", what);
+    case SF_ERR_KEY_ENCRYPTED:
+        return sf_err_set(err, r, "key %s is encrypted: it needs a passphrase", what);
+    case SF_ERR_KEY_PASSPHRASE:
+        return sf_err_set(err, r, "wrong passphrase for key %s", what);
+    case SF_ERR_KEY_TYPE:
+        return sf_err_set(err, r, "key %s: unsupported key type or format", what);
+    case SF_ERR_NOMEM:
+        return sf_err_set(err, r, "out of memory");
+    default:
+        return sf_err_set(err, r, "key %s is not usable: %s", what, sf_err_str(r));
+    }
+}
+
+static int add_key(sshflow_cred *c, struct sf_privkey *k, const char *label, sshflow_error *err)
+{
+    struct sf_cred_item *it = sf_alloc(sizeof(*it));
+    if (it == NULL || (it->label = sf_strdup(label)) == NULL) {
+        sf_free(it);
+        sf_privkey_free(k);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    it->kind = SF_CRED_KEY;
+    it->key = k;
+    cred_append(c, it);
+    return 0;
+}
+
+SSHFLOW_API int sshflow_cred_add_keyfile(sshflow_cred *c, const char *path,
+                                         const char *passphrase, sshflow_error *err)
+{
+    struct sf_privkey *k = NULL;
+    int r;
+    if (c == NULL || path == NULL) {
+        return sf_err_set(err, SF_ERR_INVALID, "sshflow_cred_add_keyfile: NULL argument");
+    }
+    if ((r = sf_privkey_load_file(path, passphrase, &k)) != 0) {
+        int e = errno;
+        int k2 = key_error(err, r, path);
+        if (r == SF_ERR_FILE && err != NULL) {
+            err->sys_errno = e;
+        }
+        return k2;
+    }
+    return add_key(c, k, path, err);
+}
+
+SSHFLOW_API int sshflow_cred_add_key(sshflow_cred *c, const void *data, size_t len,
+                                     const char *passphrase, sshflow_error *err)
+{
+    struct sf_privkey *k = NULL;
+    int r;
+    if (c == NULL || data == NULL) {
+        return sf_err_set(err, SF_ERR_INVALID, "sshflow_cred_add_key: NULL argument");
+    }
+    if ((r = sf_privkey_load(data, len, passphrase, &k)) != 0) {
+        return key_error(err, r, "(in memory)");
+    }
+    return add_key(c, k, "(in-memory key)", err);
+}
+
+SSHFLOW_API int sshflow_cred_add_password(sshflow_cred *c, const char *password,
+                                          sshflow_error *err)
+{
+    if (c == NULL || password == NULL) {
+        return sf_err_set(err, SF_ERR_INVALID, "sshflow_cred_add_password: NULL argument");
+    }
+    struct sf_cred_item *it = sf_alloc(sizeof(*it));
+    if (it == NULL || (it->password = sf_strdup(password)) == NULL ||
+        (it->label = sf_strdup("password")) == NULL) {
+        if (it != NULL && it->password != NULL) {
+            sf_freezero(it->password, strlen(it->password));
+        }
+        sf_free(it);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    it->kind = SF_CRED_PASSWORD;
+    cred_append(c, it);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static sshflow_request *request_new(int kind, const char *arg)
+{
+    sshflow_request *q = sf_alloc(sizeof(*q));
+    if (q == NULL) {
+        return NULL;
+    }
+    q->kind = kind;
+    if (arg != NULL && (q->arg = sf_strdup(arg)) == NULL) {
+        sf_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+SSHFLOW_API sshflow_request *sshflow_request_exec(const char *command)
+{
+    return command != NULL ? request_new(SF_REQ_EXEC, command) : NULL;
+}
+
+SSHFLOW_API sshflow_request *sshflow_request_shell(void)
+{
+    return request_new(SF_REQ_SHELL, NULL);
+}
+
+SSHFLOW_API sshflow_request *sshflow_request_subsystem(const char *name)
+{
+    return name != NULL ? request_new(SF_REQ_SUBSYSTEM, name) : NULL;
+}
+
+SSHFLOW_API int sshflow_request_set_pty(sshflow_request *r, const char *term, uint32_t cols,
+                                        uint32_t rows, const uint8_t *modes, size_t modes_len)
+{
+    if (r == NULL || (modes == NULL && modes_len > 0) || modes_len > 4096) {
+        return SSHFLOW_ERR_INVALID;
+    }
+    char *t = sf_strdup(term != NULL ? term : "xterm");
+    uint8_t *m = NULL;
+    if (t == NULL || (modes_len > 0 && (m = sf_alloc(modes_len)) == NULL)) {
+        sf_free(t);
+        return SSHFLOW_ERR_NOMEM;
+    }
+    if (modes_len > 0) {
+        memcpy(m, modes, modes_len);
+    }
+    sf_free(r->term);
+    sf_free(r->modes);
+    r->term = t;
+    r->modes = m;
+    r->modes_len = modes_len;
+    r->cols = cols;
+    r->rows = rows;
+    r->pty = true;
+    return 0;
+}
+
+SSHFLOW_API int sshflow_request_add_env(sshflow_request *r, const char *name, const char *value)
+{
+    if (r == NULL || name == NULL || value == NULL || name[0] == '\0') {
+        return SSHFLOW_ERR_INVALID;
+    }
+    struct sf_env *e = sf_alloc(sizeof(*e));
+    if (e == NULL || (e->name = sf_strdup(name)) == NULL || (e->value = sf_strdup(value)) == NULL) {
+        if (e != NULL) {
+            sf_free(e->name);
+        }
+        sf_free(e);
+        return SSHFLOW_ERR_NOMEM;
+    }
+    struct sf_env **tail = &r->env;
+    while (*tail != NULL) {
+        tail = &(*tail)->next;
+    }
+    *tail = e;
+    return 0;
+}
+
+SSHFLOW_API void sshflow_request_free(sshflow_request *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    struct sf_env *e = r->env;
+    while (e != NULL) {
+        struct sf_env *next = e->next;
+        sf_free(e->name);
+        sf_free(e->value);
+        sf_free(e);
+        e = next;
+    }
+    sf_free(r->arg);
+    sf_free(r->term);
+    sf_free(r->modes);
+    sf_free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The reader thread and client_of_flow                                     */
+/* ------------------------------------------------------------------------ */
+
+static int handshake(struct sf_conn *c)
+{
+    uint8_t t = 0;
+    struct sf_buf m;
+    int r;
+
+    if ((r = sf_conn_version_exchange(c)) != 0) {
+        return r;
+    }
+    sf_conn_step(c, "key exchange");
+    if ((r = sf_kex_start(c)) != 0) {
+        return r;
+    }
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        unsigned done = c->kex_done;
+        pthread_mutex_unlock(&c->mu);
+        if (done > 0) {
+            break;
+        }
+        if ((r = sf_conn_next(c, &t, &m)) < 0) {
+            return r;
+        }
+        if (r == 1) {
+            return sf_conn_fail(c, SF_ERR_PROTOCOL, "message %u before the key exchange finished", t);
+        }
+    }
+    if ((r = sf_auth_run(c)) != 0 || (r = sf_chan_open_session(c)) != 0 ||
+        (r = sf_chan_send_requests(c)) != 0) {
+        return r;
+    }
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    struct sf_conn *c = arg;
+    int r = handshake(c);
+
+    pthread_mutex_lock(&c->mu);
+    if (r == 0 && c->err_code == 0) {
+        c->phase = SF_PHASE_READY;
+    }
+    /* The handshake-only pointers are the caller's: drop them now. */
+    c->hostauth = NULL;
+    c->cred = NULL;
+    c->req = NULL;
+    c->user = NULL;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (r != 0) {
+        return NULL;
+    }
+    sf_log("session ready");
+    while (sf_chan_pump(c) >= 0) {
+    }
+    return NULL;
+}
+
+void sf_conn_teardown(struct sf_conn *c, bool graceful)
+{
+    if (graceful) {
+        sf_conn_disconnect(c, SSH_DISCONNECT_BY_APPLICATION, "closed by the client");
+    }
+    pthread_mutex_lock(&c->mu);
+    c->closing = true;
+    bool join = c->reader_started;
+    c->reader_started = false;
+    pthread_mutex_unlock(&c->mu);
+    sf_flow_abort(c->flow);
+    /* Writers waiting for a key exchange, and readers, must not wait any more. */
+    pthread_mutex_lock(&c->send_mu);
+    c->send_dead = true;
+    pthread_cond_broadcast(&c->send_cv);
+    pthread_mutex_unlock(&c->send_mu);
+    if (join) {
+        pthread_join(c->reader, NULL);
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->err_code == 0) {
+        (void)sf_conn_fail_locked(c, SF_ERR_CLOSED, "the connection is closed");
+    }
+    pthread_mutex_unlock(&c->mu);
+    (void)sshflow_close_timeout(c->flow, 0, NULL);
+}
+
+/* Host key algorithms for known key types first (OpenSSH does the same). */
+static void prefer_known(struct sf_conn *c, const sshflow_hostauth *a)
+{
+    char known[512] = "", out[SF_NAMELIST_MAX] = "";
+    sf_hostauth_known_types(a, c->host, c->port, known, sizeof(known));
+    if (known[0] == '\0') {
+        return;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (const char *p = c->cfg.algs.hostkey; p != NULL && *p != '\0';) {
+            const char *e = strchr(p, ',');
+            size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+            const char *keytype = p;
+            size_t kn = n;
+            if ((n == 12 && strncmp(p, "rsa-sha2-512", 12) == 0) ||
+                (n == 12 && strncmp(p, "rsa-sha2-256", 12) == 0)) {
+                keytype = "ssh-rsa";
+                kn = 7;
+            }
+            bool is_known = name_in(known, keytype, kn);
+            if (is_known == (pass == 0)) {
+                (void)append_name(out, sizeof(out), p, n);
+            }
+            p = e != NULL ? e + 1 : NULL;
+        }
+    }
+    snprintf(c->cfg.algs.hostkey, sizeof(c->cfg.algs.hostkey), "%s", out);
+}
+
+static void destroy(struct sf_conn *c)
+{
+    sf_conn_teardown(c, false);
+    if (c->chan != NULL) {
+        sf_ring_free(&c->chan->data);
+        sf_ring_free(&c->chan->ext);
+        sf_free(c->chan);
+        c->chan = NULL;
+    }
+    sshflow_free(c->flow);
+    c->flow = NULL;
+    sf_conn_free(c);
+}
+
+SSHFLOW_API sshflow_flow *sshflow_client_of_flow(sshflow_flow *transport, const char *user,
+                                                 const sshflow_cred *cred,
+                                                 const sshflow_hostauth *hostauth,
+                                                 const sshflow_request *req,
+                                                 const sshflow_config *cfg, sshflow_error *err)
+{
+    struct sshflow_config defaults;
+    sshflow_hostauth *owned_auth = NULL;
+    struct sf_conn *c = NULL;
+    sshflow_flow *out = NULL;
+    int r;
+
+    if (err != NULL) {
+        memset(err, 0, sizeof(*err));
+    }
+    if (transport == NULL || user == NULL || req == NULL) {
+        sshflow_free(transport);
+        sf_err_set(err, SF_ERR_INVALID, "client_of_flow needs a flow, a user name and a request");
+        return NULL;
+    }
+    if (cfg == NULL) {
+        sf_config_defaults(&defaults);
+        cfg = &defaults;
+    }
+    if ((r = sf_conn_new(&c, transport, cfg)) != 0) {
+        sshflow_free(transport);
+        sf_err_set(err, r, "out of memory");
+        return NULL;
+    }
+    const char *host = transport->host != NULL ? transport->host : cfg->hostname;
+    c->port = transport->host != NULL ? transport->port : (cfg->port != 0 ? cfg->port : 22);
+    if (c->port == 0) {
+        c->port = 22;
+    }
+    if (host != NULL && (c->host = sf_strdup(host)) == NULL) {
+        sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+        goto fail_early;
+    }
+    if (hostauth == NULL) {
+        if ((owned_auth = sshflow_hostauth_known_hosts(NULL, SSHFLOW_HOSTKEY_STRICT)) == NULL) {
+            sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+            goto fail_early;
+        }
+        hostauth = owned_auth;
+    }
+    if (sf_hostauth_needs_host(hostauth) && c->host == NULL) {
+        sf_err_set(err, SF_ERR_INVALID,
+                   "known_hosts checking needs the server's name: this flow does not know it, "
+                   "so set HostName (and Port) in the config, or give another authenticator");
+        goto fail_early;
+    }
+    prefer_known(c, hostauth);
+    c->hostauth = hostauth;
+    c->cred = cred;
+    c->req = req;
+    c->user = user;
+
+    if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
+        sf_err_set(err, SF_ERR_NOMEM, "cannot start the reader thread");
+        goto fail_early;
+    }
+    c->reader_started = true;
+
+    /* Wait for the handshake, bounded by ConnectTimeout. */
+    uint64_t deadline = cfg->connect_timeout_ms > 0 ? sf_now_ms() + (uint64_t)cfg->connect_timeout_ms : 0;
+    pthread_mutex_lock(&c->mu);
+    while (c->phase == SF_PHASE_HANDSHAKE) {
+        if (deadline == 0) {
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        uint64_t now = sf_now_ms();
+        if (now >= deadline) {
+            (void)sf_conn_fail_locked(c, SF_ERR_TIMEOUT, "no progress within %d s (stuck in %s)",
+                                      cfg->connect_timeout_ms / 1000, c->step != NULL ? c->step : "start");
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t left = deadline - now;
+        ts.tv_sec += (time_t)(left / 1000);
+        ts.tv_nsec += (long)((left % 1000) * 1000000);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    bool ok = c->phase == SF_PHASE_READY;
+    if (!ok && err != NULL) {
+        *err = c->err;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!ok) {
+        /* The reader may still be inside a callback using hostauth/cred: join before returning. */
+        destroy(c);
+        sshflow_hostauth_free(owned_auth);
+        return NULL;
+    }
+    sshflow_hostauth_free(owned_auth);
+    if ((r = sf_chan_make_flow(c, &out)) != 0) {
+        sf_err_set(err, r, "out of memory");
+        destroy(c);
+        return NULL;
+    }
+    return out;
+
+fail_early:
+    sshflow_hostauth_free(owned_auth);
+    sf_conn_free(c);
+    sshflow_free(transport);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics                                                              */
+/* ------------------------------------------------------------------------ */
+
+SSHFLOW_API int sshflow_describe(sshflow_flow *f, char *buf, size_t len)
+{
+    if (f == NULL || f->chan == NULL || buf == NULL || len == 0) {
+        return SSHFLOW_ERR_INVALID;
+    }
+    struct sf_conn *c = f->chan->conn;
+    pthread_mutex_lock(&c->mu);
+    snprintf(buf, len, "%s", c->desc);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+SSHFLOW_API unsigned sshflow_kex_count(sshflow_flow *f)
+{
+    if (f == NULL || f->chan == NULL) {
+        return 0;
+    }
+    struct sf_conn *c = f->chan->conn;
+    pthread_mutex_lock(&c->mu);
+    unsigned n = c->kex_done;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}

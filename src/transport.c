@@ -1,0 +1,186 @@
+/*
+ * src/transport.c -- the binary packet protocol (RFC 4253 s6): framing,
+ * padding, sequence numbers, and handing packets to the cipher.
+ *
+ * Owns: the tx and rx packet buffers of one connection. Must never: do I/O,
+ * take locks, or interpret payloads. It is pure: bytes in, packets out;
+ * payloads in, bytes out. The connection (conn.c) wraps it with threads.
+ */
+#include "conn.h"
+
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#define TP_HDR 5 /* uint32 packet_length + byte padding_length */
+
+int sf_tp_init(struct sf_tp *tp)
+{
+    memset(tp, 0, sizeof(*tp));
+    tp->txbuf = sf_alloc(SF_TX_MAX);
+    tp->rxbuf = sf_alloc(SF_RX_MAX);
+    if (tp->txbuf == NULL || tp->rxbuf == NULL) {
+        sf_tp_free(tp);
+        return SF_ERR_NOMEM;
+    }
+    return 0;
+}
+
+void sf_tp_free(struct sf_tp *tp)
+{
+    sf_cipher_free(tp->tx.cipher);
+    sf_cipher_free(tp->rx.cipher);
+    sf_freezero(tp->txbuf, SF_TX_MAX);
+    sf_freezero(tp->rxbuf, SF_RX_MAX);
+    memset(tp, 0, sizeof(*tp));
+}
+
+void sf_tp_begin(struct sf_tp *tp, struct sf_buf *payload)
+{
+    /* Leave room for the header before and the largest padding + tag after. */
+    sf_buf_init_mem(payload, tp->txbuf + TP_HDR, SF_PACKET_MAX - TP_HDR - 255);
+}
+
+int sf_tp_finish(struct sf_tp *tp, struct sf_buf *payload, const uint8_t **wire,
+                 size_t *wirelen)
+{
+    struct sf_tp_dir *d = &tp->tx;
+    size_t plen = sf_buf_len(payload);
+    size_t block = 8, taglen = 0, pad, covered;
+    bool excl = false;
+    int r;
+
+    *wire = NULL;
+    *wirelen = 0;
+    SF_ASSERT(sf_buf_ptr(payload) == tp->txbuf + TP_HDR);
+    if (d->cipher != NULL) {
+        block = SF_MAX(sf_cipher_block_len(d->cipher), (size_t)8);
+        taglen = sf_cipher_tag_len(d->cipher);
+        excl = sf_cipher_len_excluded(d->cipher);
+    }
+    /* RFC 4253 s6: at least 4 bytes of padding, total a multiple of the block. */
+    covered = (excl ? 1 : TP_HDR) + plen;
+    pad = block - (covered % block);
+    if (pad < 4) {
+        pad += block;
+    }
+    size_t pktlen = 1 + plen + pad; /* value of packet_length */
+    if (4 + pktlen + taglen > SF_TX_MAX || pktlen > SF_PACKET_MAX) {
+        return SF_ERR_TOO_LARGE;
+    }
+    sf_store_be32(tp->txbuf, (uint32_t)pktlen);
+    tp->txbuf[4] = (uint8_t)pad;
+    if (d->cipher != NULL) {
+        if (RAND_bytes(tp->txbuf + TP_HDR + plen, (int)pad) != 1) {
+            return SF_ERR_CRYPTO;
+        }
+        if ((r = sf_cipher_seal(d->cipher, d->seq, tp->txbuf, 4 + pktlen,
+                                tp->txbuf + 4 + pktlen)) != 0) {
+            return r;
+        }
+    } else {
+        memset(tp->txbuf + TP_HDR + plen, 0, pad);
+    }
+    d->seq++;
+    d->packets++;
+    d->bytes += 4 + pktlen + taglen;
+    *wire = tp->txbuf;
+    *wirelen = 4 + pktlen + taglen;
+    return 0;
+}
+
+/* Forget the packet handed out by the previous decode. */
+static void drop_consumed(struct sf_tp *tp)
+{
+    if (tp->rxpkt > 0 && !tp->rxpeeked) {
+        tp->rxoff += tp->rxpkt;
+        tp->rxpkt = 0;
+    }
+}
+
+size_t sf_tp_rx_room(struct sf_tp *tp, uint8_t **p)
+{
+    /* Drop the packet handed out last, then move the partial rest to the
+     * front: at most one packet's bytes move per read. */
+    drop_consumed(tp);
+    if (tp->rxoff > 0) {
+        memmove(tp->rxbuf, tp->rxbuf + tp->rxoff, tp->rxlen - tp->rxoff);
+        tp->rxlen -= tp->rxoff;
+        tp->rxoff = 0;
+    }
+    *p = tp->rxbuf + tp->rxlen;
+    return SF_RX_MAX - tp->rxlen;
+}
+
+void sf_tp_rx_commit(struct sf_tp *tp, size_t n)
+{
+    SF_ASSERT(n <= SF_RX_MAX - tp->rxlen);
+    tp->rxlen += n;
+}
+
+
+int sf_tp_decode(struct sf_tp *tp, struct sf_buf *payload)
+{
+    struct sf_tp_dir *d = &tp->rx;
+    size_t first = 4, taglen = 0, block = 8;
+    uint32_t pktlen = 0;
+    int r;
+
+    sf_buf_init_view(payload, NULL, 0);
+    uint8_t *pkt;
+    size_t avail;
+
+    drop_consumed(tp);
+    pkt = tp->rxbuf + tp->rxoff;
+    avail = tp->rxlen - tp->rxoff;
+    if (d->cipher != NULL) {
+        first = sf_cipher_first_len(d->cipher);
+        taglen = sf_cipher_tag_len(d->cipher);
+        block = SF_MAX(sf_cipher_block_len(d->cipher), (size_t)8);
+    }
+    if (!tp->rxpeeked) {
+        if (avail < first) {
+            return 0;
+        }
+        if (d->cipher != NULL) {
+            if ((r = sf_cipher_peek_len(d->cipher, d->seq, pkt, &pktlen)) != 0) {
+                return r;
+            }
+        } else {
+            pktlen = sf_load_be32(pkt);
+        }
+        /* RFC 4253 s6.1: bound the length before waiting for that many bytes. */
+        if (pktlen > SF_PACKET_MAX || pktlen < 5) {
+            return SF_ERR_TOO_LARGE;
+        }
+        tp->rxpkt = 4 + (size_t)pktlen + taglen;
+        tp->rxpeeked = true;
+    }
+    if (avail < tp->rxpkt) {
+        return 0;
+    }
+    pktlen = (uint32_t)(tp->rxpkt - 4 - taglen);
+    if (d->cipher != NULL) {
+        bool excl = sf_cipher_len_excluded(d->cipher);
+        if ((r = sf_cipher_open(d->cipher, d->seq, pkt, 4 + pktlen, pkt + 4 + pktlen)) != 0) {
+            return r;
+        }
+        if (((excl ? 0 : 4) + pktlen) % block != 0) {
+            return SF_ERR_BAD_FORMAT;
+        }
+    }
+    uint8_t padlen = pkt[4];
+    if (padlen < 4 || (size_t)padlen + 1 > pktlen) {
+        return SF_ERR_BAD_FORMAT;
+    }
+    size_t plen = pktlen - 1 - padlen;
+    if (plen == 0) {
+        return SF_ERR_BAD_FORMAT; /* every message has a type byte */
+    }
+    sf_buf_init_view(payload, pkt + TP_HDR, plen);
+    tp->rxpeeked = false; /* rxpkt stays: dropped on the next call */
+    d->seq++;
+    d->packets++;
+    d->bytes += tp->rxpkt;
+    return 1;
+}
