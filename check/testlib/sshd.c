@@ -1,0 +1,1538 @@
+/*
+ * check/testlib/sshd.c -- test harness: a private OpenSSH server with
+ * throwaway keys on a free 127.0.0.1 port (see sshd.h).
+ *
+ * Owns: the per-server temp dirs it creates, the sshd processes it starts
+ * (and their descendants), the process-wide key cache, a registry of running
+ * servers for the atexit clean-up. Must never: touch ~/.ssh or /etc/ssh,
+ * signal a process that is not sshd or a descendant of an sshd it started,
+ * remove a directory it did not create, or block without a bound. Not linked
+ * into the library; not thread-safe (main thread only).
+ */
+#include "sshd.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DIR_PREFIX "sf-sshd-"
+#define CACHE_PREFIX "sf-sshkeys-"
+#define START_TIMEOUT_MS 10000 /* one sshd start: until it accepts */
+#define STOP_TIMEOUT_MS 3000   /* SIGTERM -> SIGKILL */
+#define KEYGEN_TIMEOUT_MS 60000
+#define QUERY_TIMEOUT_MS 10000
+#define START_TRIES 8          /* port collisions */
+#define REGISTRY_MAX 32
+#define TREE_MAX 512           /* processes under one sshd we can track */
+#define EXTRA_KEYWORDS_MAX 64
+#define CONFIG_MAX 16384
+
+/* fd placeholders for spawn_raw */
+#define FD_DEVNULL (-1)
+#define FD_INHERIT (-2)
+
+/* ---- small utilities ---- */
+
+static void say(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static int fmt(char *dst, size_t dstsz, const char *f, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+say(const char *f, ...)
+{
+    va_list ap;
+
+    va_start(ap, f);
+    fprintf(stderr, "sf_test_sshd: ");
+    vfprintf(stderr, f, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* snprintf into dst[dstsz]; -1 if it did not fit. */
+static int
+fmt(char *dst, size_t dstsz, const char *f, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, f);
+    n = vsnprintf(dst, dstsz, f, ap);
+    va_end(ap);
+    if (n < 0 || (size_t) n >= dstsz) {
+        say("path or line too long: %s", f);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+write_file(const char *path, const char *data, size_t len, mode_t mode)
+{
+    int fd = -1;
+    size_t off = 0;
+    int rc = -1;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        say("open %s: %s", path, strerror(errno));
+        goto out;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            say("write %s: %s", path, strerror(errno));
+            goto out;
+        }
+        off += (size_t) n;
+    }
+    if (fchmod(fd, mode) != 0) {
+        say("chmod %s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return rc;
+}
+
+/* Read at most bufsz - 1 bytes of path, NUL-terminated; returns length or -1. */
+static ssize_t
+read_file(const char *path, char *buf, size_t bufsz)
+{
+    int fd = -1;
+    size_t off = 0;
+
+    buf[0] = '\0';
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    while (off + 1 < bufsz) {
+        ssize_t n = read(fd, buf + off, bufsz - 1 - off);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            close(fd);
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        off += (size_t) n;
+    }
+    buf[off] = '\0';
+    close(fd);
+    return (ssize_t) off;
+}
+
+static int
+copy_file(const char *from, const char *to, mode_t mode)
+{
+    char buf[8192];
+    ssize_t n;
+
+    n = read_file(from, buf, sizeof(buf));
+    if (n < 0 || (size_t) n + 1 >= sizeof(buf)) {
+        say("cannot read %s", from);
+        return -1;
+    }
+    return write_file(to, buf, (size_t) n, mode);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) flag;
+    (void) ftw;
+    if (remove(path) != 0 && errno != ENOENT) {
+        say("remove %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Remove a directory tree we created (the name must carry one of our prefixes). */
+static void
+rm_tree(const char *dir)
+{
+    if (dir[0] != '/' || (strstr(dir, "/" DIR_PREFIX) == NULL && strstr(dir, "/" CACHE_PREFIX) == NULL)) {
+        return;
+    }
+    (void) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+make_tempdir(char *out, size_t outsz, const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    if (tmp == NULL || tmp[0] != '/' || strlen(tmp) > 120) {
+        tmp = "/tmp";
+    }
+    if (fmt(out, outsz, "%s/%sXXXXXX", tmp, prefix) != 0) {
+        return -1;
+    }
+    if (mkdtemp(out) == NULL) {
+        say("mkdtemp %s: %s", out, strerror(errno));
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- processes ---- */
+
+/* Close every fd >= 3 (in a forked child: async-signal-safe calls only). */
+static void
+close_from3(void)
+{
+    long max;
+    int fd;
+
+    if (close_range(3, ~0U, 0) == 0) {
+        return;
+    }
+    max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) {
+        max = 65536;
+    }
+    for (fd = 3; fd < max; fd++) {
+        (void) close(fd);
+    }
+}
+
+/*
+ * fork + exec argv[0] with fd0/fd1/fd2 as stdin/stdout/stderr (FD_DEVNULL or
+ * FD_INHERIT allowed). Only async-signal-safe calls between fork and exec.
+ */
+static pid_t
+spawn_raw(char *const argv[], int fd0, int fd1, int fd2, bool new_pgrp)
+{
+    pid_t parent = getpid();
+    pid_t pid;
+
+    pid = fork();
+    if (pid < 0) {
+        say("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int fds[3] = { fd0, fd1, fd2 };
+        sigset_t none;
+        int i;
+
+        /* Die with the (main thread of the) test process. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
+            _exit(126);
+        }
+        if (new_pgrp) {
+            (void) setpgid(0, 0);
+        }
+        for (i = 0; i < 3; i++) {
+            int fd = fds[i];
+
+            if (fd == FD_INHERIT) {
+                continue;
+            }
+            if (fd == FD_DEVNULL) {
+                fd = open("/dev/null", O_RDWR);
+                if (fd < 0) {
+                    _exit(126);
+                }
+            }
+            if (fd != i && dup2(fd, i) < 0) {
+                _exit(126);
+            }
+        }
+        /* Keep no stray descriptor of the test (sockets, pipes) alive. */
+        close_from3();
+        signal(SIGPIPE, SIG_DFL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A close-on-exec pipe whose fds are >= 3 (so dup2 onto 0..2 cannot clobber them). */
+static int
+make_pipe(int p[2])
+{
+    int i;
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        say("pipe: %s", strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < 2; i++) {
+        if (p[i] < 3) {
+            int fd = fcntl(p[i], F_DUPFD_CLOEXEC, 3);
+
+            if (fd < 0) {
+                say("fcntl: %s", strerror(errno));
+                close(p[0]);
+                close(p[1]);
+                return -1;
+            }
+            close(p[i]);
+            p[i] = fd;
+        }
+    }
+    return 0;
+}
+
+static void
+close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static int
+decode_status(int st)
+{
+    if (WIFEXITED(st)) {
+        return WEXITSTATUS(st);
+    }
+    if (WIFSIGNALED(st)) {
+        return 128 + WTERMSIG(st);
+    }
+    return -1;
+}
+
+/* waitpid with WNOHANG until the deadline; 1 = reaped (*st set), 0 = still running, -1 = error. */
+static int
+wait_until(pid_t pid, long long deadline, int *st)
+{
+    for (;;) {
+        pid_t r = waitpid(pid, st, WNOHANG);
+
+        if (r == pid) {
+            return 1;
+        }
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return -1;
+        }
+        if (now_ms() >= deadline) {
+            return 0;
+        }
+        sleep_ms(5);
+    }
+}
+
+int
+sf_test_wait(pid_t pid, int timeout_ms)
+{
+    int st = 0;
+    int r;
+
+    if (pid <= 0) {
+        return -1;
+    }
+    r = wait_until(pid, now_ms() + (timeout_ms > 0 ? timeout_ms : 0), &st);
+    if (r == 1) {
+        return decode_status(st);
+    }
+    if (r == 0) {
+        say("pid %ld did not exit within %d ms: killing it", (long) pid, timeout_ms);
+        (void) kill(pid, SIGKILL);
+        (void) wait_until(pid, now_ms() + 5000, &st);
+    }
+    return -1;
+}
+
+pid_t
+sf_test_spawn(char *const argv[], int *to_fd, int *from_fd)
+{
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+    pid_t pid = -1;
+
+    if (to_fd != NULL) {
+        *to_fd = -1;
+        if (make_pipe(in) != 0) {
+            goto out;
+        }
+    }
+    if (from_fd != NULL) {
+        *from_fd = -1;
+        if (make_pipe(out) != 0) {
+            goto out;
+        }
+    }
+    pid = spawn_raw(argv, to_fd != NULL ? in[0] : FD_DEVNULL, from_fd != NULL ? out[1] : FD_DEVNULL,
+                    FD_INHERIT, false);
+    if (pid < 0) {
+        goto out;
+    }
+    if (to_fd != NULL) {
+        *to_fd = in[1];
+        in[1] = -1;
+    }
+    if (from_fd != NULL) {
+        *from_fd = out[0];
+        out[0] = -1;
+    }
+out:
+    close_fd(&in[0]);
+    close_fd(&in[1]);
+    close_fd(&out[0]);
+    close_fd(&out[1]);
+    return pid;
+}
+
+/* Append what fits of data to buf[cap] at *len, keeping it NUL-terminated. */
+static void
+append_capped(char *buf, size_t cap, size_t *len, const char *data, size_t n)
+{
+    if (buf == NULL || cap == 0) {
+        return;
+    }
+    if (*len + 1 < cap) {
+        size_t k = cap - 1 - *len;
+
+        if (k > n) {
+            k = n;
+        }
+        memcpy(buf + *len, data, k);
+        *len += k;
+    }
+    buf[*len] = '\0';
+}
+
+int
+sf_test_run(char *const argv[], const char *input, char *out, size_t outsz, char *err,
+            size_t errsz, int timeout_ms)
+{
+    int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
+    size_t in_len = input != NULL ? strlen(input) : 0, in_off = 0, out_len = 0, err_len = 0;
+    long long deadline = now_ms() + timeout_ms;
+    struct sigaction ign, old_pipe;
+    pid_t pid = -1;
+    int rc = -1;
+
+    if (out != NULL && outsz > 0) {
+        out[0] = '\0';
+    }
+    if (err != NULL && errsz > 0) {
+        err[0] = '\0';
+    }
+    /* A child that exits without reading its input must not SIGPIPE us. */
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &old_pipe);
+
+    if (make_pipe(in_p) != 0 || make_pipe(out_p) != 0 || make_pipe(err_p) != 0) {
+        goto out;
+    }
+    pid = spawn_raw(argv, in_p[0], out_p[1], err_p[1], false);
+    if (pid < 0) {
+        goto out;
+    }
+    close_fd(&in_p[0]);
+    close_fd(&out_p[1]);
+    close_fd(&err_p[1]);
+    (void) fcntl(in_p[1], F_SETFL, O_NONBLOCK);
+    if (in_len == 0) {
+        close_fd(&in_p[1]);
+    }
+    while (out_p[0] >= 0 || err_p[0] >= 0) {
+        struct pollfd pfd[3];
+        int *fds[3];
+        nfds_t n = 0;
+        long long left = deadline - now_ms();
+        char buf[4096];
+        nfds_t i;
+
+        if (left <= 0) {
+            say("%s timed out after %d ms", argv[0], timeout_ms);
+            goto out;
+        }
+        if (in_p[1] >= 0) {
+            pfd[n].fd = in_p[1];
+            pfd[n].events = POLLOUT;
+            fds[n++] = &in_p[1];
+        }
+        if (out_p[0] >= 0) {
+            pfd[n].fd = out_p[0];
+            pfd[n].events = POLLIN;
+            fds[n++] = &out_p[0];
+        }
+        if (err_p[0] >= 0) {
+            pfd[n].fd = err_p[0];
+            pfd[n].events = POLLIN;
+            fds[n++] = &err_p[0];
+        }
+        if (poll(pfd, n, left > 1000 ? 1000 : (int) left) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            say("poll: %s", strerror(errno));
+            goto out;
+        }
+        for (i = 0; i < n; i++) {
+            ssize_t k;
+
+            if (pfd[i].revents == 0) {
+                continue;
+            }
+            if (fds[i] == &in_p[1]) {
+                k = write(in_p[1], input + in_off, in_len - in_off);
+                if (k > 0) {
+                    in_off += (size_t) k;
+                }
+                if ((k < 0 && errno != EAGAIN && errno != EINTR) || in_off == in_len) {
+                    close_fd(&in_p[1]);
+                }
+                continue;
+            }
+            k = read(*fds[i], buf, sizeof(buf));
+            if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+                continue;
+            }
+            if (k <= 0) {
+                close_fd(fds[i]);
+                continue;
+            }
+            if (fds[i] == &out_p[0]) {
+                append_capped(out, outsz, &out_len, buf, (size_t) k);
+            } else {
+                append_capped(err, errsz, &err_len, buf, (size_t) k);
+            }
+        }
+    }
+    close_fd(&in_p[1]);
+    {
+        long long left = deadline - now_ms();
+
+        rc = sf_test_wait(pid, left > 0 ? (int) left : 1);
+    }
+    pid = -1;
+out:
+    if (pid > 0) {
+        (void) kill(pid, SIGKILL);
+        (void) sf_test_wait(pid, 5000);
+    }
+    close_fd(&in_p[0]);
+    close_fd(&in_p[1]);
+    close_fd(&out_p[0]);
+    close_fd(&out_p[1]);
+    close_fd(&err_p[0]);
+    close_fd(&err_p[1]);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    return rc;
+}
+
+/* ---- the process tree under an sshd ---- */
+
+/* ppid and state of pid from /proc; -1 if gone. */
+static int
+proc_stat(pid_t pid, pid_t *ppid, char *state)
+{
+    char path[64], buf[1024];
+    const char *p;
+    long pp = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    if (read_file(path, buf, sizeof(buf)) <= 0) {
+        return -1;
+    }
+    /* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
+    p = strrchr(buf, ')');
+    if (p == NULL || sscanf(p + 1, " %c %ld", state, &pp) != 2) {
+        return -1;
+    }
+    *ppid = (pid_t) pp;
+    return 0;
+}
+
+/* All live descendants of root (root itself first) into pids[]; returns the count. */
+static size_t
+collect_tree(pid_t root, pid_t *pids, size_t max)
+{
+    size_t n = 0;
+    bool grew = true;
+
+    pids[n++] = root;
+    while (grew && n < max) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+
+        grew = false;
+        if (d == NULL) {
+            break;
+        }
+        while ((e = readdir(d)) != NULL && n < max) {
+            char *end = NULL;
+            long v = strtol(e->d_name, &end, 10);
+            pid_t ppid = 0;
+            char state = 0;
+            bool known = false, parent_in = false;
+            size_t i;
+
+            if (end == e->d_name || *end != '\0' || v <= 0) {
+                continue;
+            }
+            if (proc_stat((pid_t) v, &ppid, &state) != 0 || state == 'Z') {
+                continue;
+            }
+            for (i = 0; i < n; i++) {
+                if (pids[i] == (pid_t) v) {
+                    known = true;
+                }
+                if (pids[i] == ppid) {
+                    parent_in = true;
+                }
+            }
+            if (!known && parent_in) {
+                pids[n++] = (pid_t) v;
+                grew = true;
+            }
+        }
+        closedir(d);
+    }
+    return n;
+}
+
+/*
+ * Stop (SIGSTOP) root and every descendant, rescanning until no new process
+ * appears, so nothing can fork while we collect. Returns the count.
+ */
+static size_t
+freeze_tree(pid_t root, pid_t *pids, size_t max)
+{
+    size_t n = 0, prev = 0;
+    int round;
+
+    for (round = 0; round < 20; round++) {
+        size_t i;
+
+        n = collect_tree(root, pids, max);
+        for (i = 0; i < n; i++) {
+            (void) kill(pids[i], SIGSTOP);
+        }
+        if (round > 0 && n == prev) {
+            break;
+        }
+        prev = n;
+        sleep_ms(2);
+    }
+    return n;
+}
+
+/* Kill root's whole tree; reap root (our child). graceful: SIGTERM first. */
+static void
+end_tree(pid_t root, bool graceful)
+{
+    static pid_t pids[TREE_MAX];
+    size_t n, i;
+    int st;
+
+    if (root <= 0) {
+        return;
+    }
+    n = freeze_tree(root, pids, TREE_MAX);
+    if (graceful) {
+        for (i = 0; i < n; i++) {
+            (void) kill(pids[i], SIGTERM);
+            (void) kill(pids[i], SIGCONT);
+        }
+        if (wait_until(root, now_ms() + STOP_TIMEOUT_MS, &st) != 0) {
+            root = -1; /* reaped, or not our child */
+        }
+    }
+    for (i = 1; i < n; i++) {
+        pid_t ppid = 0;
+        char state = 0;
+
+        if (proc_stat(pids[i], &ppid, &state) == 0 && state != 'Z') {
+            (void) kill(pids[i], SIGKILL);
+        }
+    }
+    if (root > 0) {
+        (void) kill(root, SIGKILL);
+        (void) wait_until(root, now_ms() + STOP_TIMEOUT_MS, &st);
+    }
+}
+
+/* ---- registry of running servers, for the atexit clean-up ---- */
+
+struct reg_entry {
+    pid_t owner;   /* process that started it; 0 = free slot */
+    pid_t sshd;    /* listener, 0 when not running */
+    char dir[256];
+};
+
+static struct reg_entry registry[REGISTRY_MAX];
+static bool atexit_registered;
+static char cache_dir[256]; /* process-wide key cache */
+static pid_t cache_owner;   /* process that created cache_dir (and removes it) */
+
+static void
+cleanup_at_exit(void)
+{
+    pid_t me = getpid();
+    size_t i;
+
+    for (i = 0; i < REGISTRY_MAX; i++) {
+        if (registry[i].owner != me) {
+            continue; /* inherited through fork: the parent's to clean */
+        }
+        end_tree(registry[i].sshd, false);
+        rm_tree(registry[i].dir);
+        memset(&registry[i], 0, sizeof(registry[i]));
+    }
+    if (cache_owner == me && cache_dir[0] != '\0') {
+        rm_tree(cache_dir);
+        cache_dir[0] = '\0';
+        cache_owner = 0;
+    }
+}
+
+static void
+ensure_atexit(void)
+{
+    if (!atexit_registered && atexit(cleanup_at_exit) == 0) {
+        atexit_registered = true;
+    }
+}
+
+static struct reg_entry *
+reg_find(const char *dir)
+{
+    pid_t me = getpid();
+    size_t i;
+
+    for (i = 0; i < REGISTRY_MAX; i++) {
+        if (registry[i].owner == me && strcmp(registry[i].dir, dir) == 0) {
+            return &registry[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+reg_set(const char *dir, pid_t sshd)
+{
+    struct reg_entry *e = reg_find(dir);
+    pid_t me = getpid();
+    size_t i;
+
+    ensure_atexit();
+    for (i = 0; e == NULL && i < REGISTRY_MAX; i++) {
+        if (registry[i].owner != me) {
+            /* free, or a stale copy inherited from a parent process */
+            e = &registry[i];
+        }
+    }
+    if (e == NULL) {
+        return; /* more than REGISTRY_MAX servers: no clean-up at exit for this one */
+    }
+    e->owner = me;
+    e->sshd = sshd;
+    snprintf(e->dir, sizeof(e->dir), "%s", dir);
+}
+
+static void
+reg_drop(const char *dir)
+{
+    struct reg_entry *e = reg_find(dir);
+
+    if (e != NULL) {
+        memset(e, 0, sizeof(*e));
+    }
+}
+
+/* ---- keys ---- */
+
+struct keyspec {
+    const char *name; /* file name in the dir */
+    const char *type; /* ssh-keygen -t */
+    const char *bits; /* ssh-keygen -b, or NULL */
+};
+
+static const struct keyspec host_keys[SF_TEST_HOSTKEY_COUNT] = {
+    { "ssh_host_ed25519_key", "ed25519", NULL },
+    { "ssh_host_ecdsa256_key", "ecdsa", "256" },
+    { "ssh_host_rsa_key", "rsa", "3072" },
+    { "ssh_host_ecdsa384_key", "ecdsa", "384" },
+};
+
+static const struct keyspec user_keys[4] = {
+    { "id_ed25519", "ed25519", NULL },
+    { "id_ecdsa", "ecdsa", "256" },
+    { "id_rsa", "rsa", "3072" },
+    { "id_unauth", "ed25519", NULL },
+};
+
+/* Generate n keys into dir concurrently (RSA dominates: ~1 s). */
+static int
+keygen_batch(const char *dir, const struct keyspec *k, size_t n)
+{
+    pid_t pids[8] = { 0 };
+    long long deadline = now_ms() + KEYGEN_TIMEOUT_MS;
+    int rc = 0;
+    size_t i;
+
+    if (n > 8) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        char path[300], pub[310], comment[64];
+        char *argv[16];
+        int a = 0;
+
+        if (fmt(path, sizeof(path), "%s/%s", dir, k[i].name) != 0 ||
+            fmt(pub, sizeof(pub), "%s.pub", path) != 0) {
+            rc = -1;
+            break;
+        }
+        (void) unlink(path); /* ssh-keygen would ask before overwriting */
+        (void) unlink(pub);
+        snprintf(comment, sizeof(comment), "sshflow-test-%s", k[i].name);
+        argv[a++] = (char *) SF_TEST_SSH_KEYGEN_PATH;
+        argv[a++] = (char *) "-q";
+        argv[a++] = (char *) "-N";
+        argv[a++] = (char *) "";
+        argv[a++] = (char *) "-t";
+        argv[a++] = (char *) k[i].type;
+        if (k[i].bits != NULL) {
+            argv[a++] = (char *) "-b";
+            argv[a++] = (char *) k[i].bits;
+        }
+        argv[a++] = (char *) "-C";
+        argv[a++] = comment;
+        argv[a++] = (char *) "-f";
+        argv[a++] = path;
+        argv[a] = NULL;
+        pids[i] = spawn_raw(argv, FD_DEVNULL, FD_DEVNULL, FD_INHERIT, false);
+        if (pids[i] < 0) {
+            pids[i] = 0;
+            rc = -1;
+            break;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        long long left = deadline - now_ms();
+
+        if (pids[i] <= 0) {
+            continue;
+        }
+        if (sf_test_wait(pids[i], left > 0 ? (int) left : 1) != 0) {
+            say("ssh-keygen -t %s failed", k[i].type);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int
+sf_test_sshd_init(void)
+{
+    char probe[300];
+
+    if (cache_dir[0] != '\0' && fmt(probe, sizeof(probe), "%s/%s.pub", cache_dir, user_keys[3].name) == 0 &&
+        access(probe, R_OK) == 0) {
+        return 0;
+    }
+    ensure_atexit();
+    if (make_tempdir(cache_dir, sizeof(cache_dir), CACHE_PREFIX) != 0) {
+        return -1;
+    }
+    cache_owner = getpid();
+    if (keygen_batch(cache_dir, host_keys, SF_TEST_HOSTKEY_COUNT) != 0 ||
+        keygen_batch(cache_dir, user_keys, 4) != 0) {
+        rm_tree(cache_dir);
+        cache_dir[0] = '\0';
+        cache_owner = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- algorithms: what we want enabled, less what this OpenSSH does not know ---- */
+
+static const char *const want_kex[] = {
+    "mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384", "ecdh-sha2-nistp521", "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512", NULL,
+};
+static const char *const want_cipher[] = {
+    "chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+    "aes128-ctr", "aes192-ctr", "aes256-ctr", NULL,
+};
+static const char *const want_mac[] = {
+    "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256",
+    "hmac-sha2-512", NULL,
+};
+static const char *const want_hostkey[] = {
+    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "rsa-sha2-512", "rsa-sha2-256", NULL,
+};
+
+static char alg_kex[1024], alg_cipher[1024], alg_mac[1024], alg_hostkey[1024];
+
+/* Comma list of want[] names that `ssh -Q what` prints (all of them if that fails). */
+static int
+filter_algs(const char *what, const char *const want[], char *dst, size_t dstsz)
+{
+    static char known[16384];
+    char *argv[] = { (char *) SF_TEST_SSH_PATH, (char *) "-Q", (char *) what, NULL };
+    bool have_list;
+    size_t len = 0, i;
+
+    known[0] = '\n';
+    have_list = sf_test_run(argv, NULL, known + 1, sizeof(known) - 2, NULL, 0, QUERY_TIMEOUT_MS) == 0;
+    if (have_list) {
+        size_t k = strlen(known);
+
+        if (known[k - 1] != '\n') {
+            known[k++] = '\n';
+            known[k] = '\0';
+        }
+    }
+    dst[0] = '\0';
+    for (i = 0; want[i] != NULL; i++) {
+        char needle[128];
+
+        snprintf(needle, sizeof(needle), "\n%s\n", want[i]);
+        if (have_list && strstr(known, needle) == NULL) {
+            continue;
+        }
+        if (len + strlen(want[i]) + 2 > dstsz) {
+            return -1;
+        }
+        len += (size_t) snprintf(dst + len, dstsz - len, "%s%s", len > 0 ? "," : "", want[i]);
+    }
+    return len > 0 ? 0 : -1;
+}
+
+static int
+query_algs(void)
+{
+    if (alg_kex[0] != '\0') {
+        return 0;
+    }
+    if (filter_algs("kex", want_kex, alg_kex, sizeof(alg_kex)) != 0 ||
+        filter_algs("cipher", want_cipher, alg_cipher, sizeof(alg_cipher)) != 0 ||
+        filter_algs("mac", want_mac, alg_mac, sizeof(alg_mac)) != 0 ||
+        filter_algs("HostKeyAlgorithms", want_hostkey, alg_hostkey, sizeof(alg_hostkey)) != 0) {
+        say("no usable algorithm list");
+        alg_kex[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- sshd_config ---- */
+
+struct cfg {
+    char *buf;
+    size_t cap, len;
+    bool overflow;
+    char kw[EXTRA_KEYWORDS_MAX][64]; /* keywords extra_config sets globally */
+    size_t nkw;
+};
+
+static void
+cfg_scan_extra(struct cfg *c, const char *extra)
+{
+    const char *p = extra;
+
+    while (p != NULL && *p != '\0') {
+        const char *line = p, *end = strchr(p, '\n');
+        size_t k = 0;
+
+        p = end != NULL ? end + 1 : NULL;
+        while (*line == ' ' || *line == '\t') {
+            line++;
+        }
+        if (*line == '#' || *line == '\n' || *line == '\r' || *line == '\0') {
+            continue;
+        }
+        while (line[k] != '\0' && line[k] != ' ' && line[k] != '\t' && line[k] != '=' &&
+               line[k] != '\n' && line[k] != '\r') {
+            k++;
+        }
+        if (k == 5 && strncasecmp(line, "Match", 5) == 0) {
+            break; /* what follows is scoped to the Match block */
+        }
+        if (k < sizeof(c->kw[0]) && c->nkw < EXTRA_KEYWORDS_MAX) {
+            memcpy(c->kw[c->nkw], line, k);
+            c->kw[c->nkw][k] = '\0';
+            c->nkw++;
+        }
+    }
+}
+
+static void cfg_add(struct cfg *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
+
+/* Append one default line unless extra_config sets its keyword. */
+static void
+cfg_add(struct cfg *c, const char *f, ...)
+{
+    char line[2048];
+    const char *sp;
+    size_t klen, n, i;
+    va_list ap;
+    int r;
+
+    va_start(ap, f);
+    r = vsnprintf(line, sizeof(line), f, ap);
+    va_end(ap);
+    if (r < 0 || (size_t) r >= sizeof(line)) {
+        c->overflow = true;
+        return;
+    }
+    sp = strchr(line, ' ');
+    klen = sp != NULL ? (size_t) (sp - line) : strlen(line);
+    for (i = 0; i < c->nkw; i++) {
+        if (strlen(c->kw[i]) == klen && strncasecmp(c->kw[i], line, klen) == 0) {
+            return;
+        }
+    }
+    n = strlen(line);
+    if (c->len + n + 2 > c->cap) {
+        c->overflow = true;
+        return;
+    }
+    memcpy(c->buf + c->len, line, n);
+    c->len += n;
+    c->buf[c->len++] = '\n';
+    c->buf[c->len] = '\0';
+}
+
+static int
+write_config(const struct sf_test_sshd *s, const char *extra)
+{
+    static char buf[CONFIG_MAX];
+    static struct cfg c;
+    size_t i;
+
+    memset(&c, 0, sizeof(c));
+    c.buf = buf;
+    c.cap = sizeof(buf);
+    buf[0] = '\0';
+    cfg_scan_extra(&c, extra);
+
+    cfg_add(&c, "# sshflow test server (check/testlib/sshd.c); throwaway, 127.0.0.1 only");
+    cfg_add(&c, "ListenAddress 127.0.0.1:%u", (unsigned) s->port);
+    cfg_add(&c, "AddressFamily inet");
+    for (i = 0; i < SF_TEST_HOSTKEY_COUNT; i++) {
+        cfg_add(&c, "HostKey %s", s->hostkey[i]);
+    }
+    cfg_add(&c, "PidFile %s/sshd.pid", s->dir);
+    cfg_add(&c, "AuthorizedKeysFile %s", s->authorized_keys);
+    cfg_add(&c, "StrictModes no");
+    cfg_add(&c, "UsePAM no");
+    cfg_add(&c, "PubkeyAuthentication yes");
+    cfg_add(&c, "PasswordAuthentication yes");
+    cfg_add(&c, "PermitEmptyPasswords no");
+    cfg_add(&c, "PermitRootLogin yes");
+    cfg_add(&c, "KbdInteractiveAuthentication no");
+    cfg_add(&c, "LogLevel VERBOSE");
+    cfg_add(&c, "AcceptEnv LANG LC_* SF_*");
+    cfg_add(&c, "Subsystem sftp internal-sftp");
+    cfg_add(&c, "PermitUserEnvironment no");
+    cfg_add(&c, "MaxStartups 100");
+    cfg_add(&c, "MaxSessions 10");
+    cfg_add(&c, "MaxAuthTries 10");
+    cfg_add(&c, "LoginGraceTime 60");
+    cfg_add(&c, "UseDNS no");
+    cfg_add(&c, "PrintMotd no");
+    cfg_add(&c, "PrintLastLog no");
+    cfg_add(&c, "X11Forwarding no");
+    cfg_add(&c, "AllowTcpForwarding yes");
+    cfg_add(&c, "KexAlgorithms %s", alg_kex);
+    cfg_add(&c, "Ciphers %s", alg_cipher);
+    cfg_add(&c, "MACs %s", alg_mac);
+    cfg_add(&c, "HostKeyAlgorithms %s", alg_hostkey);
+    if (c.overflow) {
+        say("sshd_config too long");
+        return -1;
+    }
+    if (extra != NULL && extra[0] != '\0') {
+        size_t n = strlen(extra);
+
+        if (c.len + n + 32 > c.cap) {
+            say("extra_config too long");
+            return -1;
+        }
+        c.len += (size_t) snprintf(buf + c.len, c.cap - c.len, "# extra_config\n%s%s", extra,
+                                   extra[n - 1] == '\n' ? "" : "\n");
+    }
+    return write_file(s->config, buf, c.len, 0600);
+}
+
+/* known_hosts lines "[127.0.0.1]:port type base64" for the current host keys. */
+static int
+write_known_hosts(const struct sf_test_sshd *s, const char *path)
+{
+    char out[16384], pub[310], key[8192];
+    size_t len = 0, i;
+
+    for (i = 0; i < SF_TEST_HOSTKEY_COUNT; i++) {
+        char type[64], b64[8000];
+
+        if (fmt(pub, sizeof(pub), "%s.pub", s->hostkey[i]) != 0 || read_file(pub, key, sizeof(key)) <= 0 ||
+            sscanf(key, "%63s %7999s", type, b64) != 2) {
+            say("cannot read %s", pub);
+            return -1;
+        }
+        len += (size_t) snprintf(out + len, sizeof(out) - len, "[127.0.0.1]:%u %s %s\n",
+                                 (unsigned) s->port, type, b64);
+        if (len >= sizeof(out)) {
+            return -1;
+        }
+    }
+    return write_file(path, out, len, 0644);
+}
+
+/* ---- start / stop ---- */
+
+static bool
+ensure_run_sshd(void)
+{
+    struct stat st;
+
+    if (stat("/run/sshd", &st) == 0) {
+        return S_ISDIR(st.st_mode);
+    }
+    if (mkdir("/run/sshd", 0755) != 0 && errno != EEXIST) {
+        return false;
+    }
+    (void) chmod("/run/sshd", 0755);
+    return stat("/run/sshd", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool
+sf_test_sshd_available(void)
+{
+    const char *skip = getenv("SSHFLOW_SKIP_INTEROP");
+
+    if (skip != NULL && skip[0] != '\0' && strcmp(skip, "0") != 0) {
+        return false;
+    }
+    return access(SF_TEST_SSHD_PATH, X_OK) == 0 && access(SF_TEST_SSH_KEYGEN_PATH, X_OK) == 0 &&
+           ensure_run_sshd();
+}
+
+static uint16_t
+free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    uint16_t port = 0;
+    int fd;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *) &a, &alen) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    close(fd);
+    return port;
+}
+
+static bool
+accepts(uint16_t port)
+{
+    struct sockaddr_in a;
+    bool ok;
+    int fd;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static off_t
+file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* The log from offset `from` on, NUL-terminated (the last bufsz - 1 bytes of it). */
+static void
+log_since(const char *path, off_t from, char *buf, size_t bufsz)
+{
+    off_t size = file_size(path);
+    ssize_t n = 0;
+    int fd;
+
+    buf[0] = '\0';
+    if (size - from > (off_t) bufsz - 1) {
+        from = size - ((off_t) bufsz - 1);
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    n = pread(fd, buf, bufsz - 1, from);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * Start `sshd -D` with s->config and wait until it listens: its PidFile
+ * names it (written after the listen sockets are bound) and a TCP connect
+ * succeeds. 0 = up, 1 = its port was taken (retry elsewhere), -1 = failed.
+ */
+static int
+launch(struct sf_test_sshd *s)
+{
+    char *argv[] = { (char *) SF_TEST_SSHD_PATH, (char *) "-D", (char *) "-e", (char *) "-f",
+                     s->config, (char *) "-E", s->log, NULL };
+    char pidfile[300], text[4096];
+    long long deadline = now_ms() + START_TIMEOUT_MS;
+    off_t log_from = file_size(s->log);
+    pid_t pid;
+    int st = 0;
+
+    if (fmt(pidfile, sizeof(pidfile), "%s/sshd.pid", s->dir) != 0) {
+        return -1;
+    }
+    (void) unlink(pidfile);
+    pid = spawn_raw(argv, FD_DEVNULL, FD_DEVNULL, FD_INHERIT, false);
+    if (pid < 0) {
+        return -1;
+    }
+    for (;;) {
+        int w = wait_until(pid, now_ms(), &st);
+
+        if (w != 0) {
+            log_since(s->log, log_from, text, sizeof(text));
+            if (strstr(text, "Address already in use") != NULL) {
+                return 1;
+            }
+            say("sshd exited (status %d) during start-up; its log:\n%s", w == 1 ? decode_status(st) : -1,
+                text);
+            return -1;
+        }
+        if (read_file(pidfile, text, sizeof(text)) > 0 && atol(text) == (long) pid && accepts(s->port)) {
+            s->pid = pid;
+            reg_set(s->dir, pid);
+            return 0;
+        }
+        if (now_ms() >= deadline) {
+            break;
+        }
+        sleep_ms(10);
+    }
+    end_tree(pid, false);
+    log_since(s->log, log_from, text, sizeof(text));
+    say("sshd did not accept connections on 127.0.0.1:%u within %d ms; its log:\n%s",
+        (unsigned) s->port, START_TIMEOUT_MS, text);
+    return -1;
+}
+
+static int
+copy_keys(const struct sf_test_sshd *s, const char *const dst[], const struct keyspec *k, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        char from[300], from_pub[310], to_pub[310];
+
+        if (fmt(from, sizeof(from), "%s/%s", cache_dir, k[i].name) != 0 ||
+            fmt(from_pub, sizeof(from_pub), "%s.pub", from) != 0 ||
+            fmt(to_pub, sizeof(to_pub), "%s.pub", dst[i]) != 0 || copy_file(from, dst[i], 0600) != 0 ||
+            copy_file(from_pub, to_pub, 0644) != 0) {
+            return -1;
+        }
+    }
+    (void) s;
+    return 0;
+}
+
+static int
+write_authorized_keys(const struct sf_test_sshd *s)
+{
+    const char *keys[3] = { s->userkey_ed25519, s->userkey_ecdsa, s->userkey_rsa };
+    char out[16384];
+    size_t len = 0, i;
+
+    for (i = 0; i < 3; i++) {
+        char pub[310];
+        ssize_t n;
+
+        if (fmt(pub, sizeof(pub), "%s.pub", keys[i]) != 0) {
+            return -1;
+        }
+        n = read_file(pub, out + len, sizeof(out) - len);
+        if (n <= 0 || len + (size_t) n + 2 >= sizeof(out)) {
+            say("cannot read %s", pub);
+            return -1;
+        }
+        len += (size_t) n;
+        if (out[len - 1] != '\n') {
+            out[len++] = '\n';
+        }
+    }
+    return write_file(s->authorized_keys, out, len, 0600);
+}
+
+static const char *
+current_user(void)
+{
+    static char name[64];
+    struct passwd *pw;
+
+    if (name[0] == '\0') {
+        pw = getpwuid(geteuid());
+        snprintf(name, sizeof(name), "%s", pw != NULL ? pw->pw_name : "root");
+    }
+    return name;
+}
+
+static int
+fill_paths(struct sf_test_sshd *s)
+{
+    size_t i;
+
+    for (i = 0; i < SF_TEST_HOSTKEY_COUNT; i++) {
+        if (fmt(s->hostkey[i], sizeof(s->hostkey[i]), "%s/%s", s->dir, host_keys[i].name) != 0) {
+            return -1;
+        }
+    }
+    if (fmt(s->config, sizeof(s->config), "%s/sshd_config", s->dir) != 0 ||
+        fmt(s->known_hosts, sizeof(s->known_hosts), "%s/known_hosts", s->dir) != 0 ||
+        fmt(s->known_hosts_current, sizeof(s->known_hosts_current), "%s/known_hosts_current",
+            s->dir) != 0 ||
+        fmt(s->userkey_ed25519, sizeof(s->userkey_ed25519), "%s/%s", s->dir, user_keys[0].name) != 0 ||
+        fmt(s->userkey_ecdsa, sizeof(s->userkey_ecdsa), "%s/%s", s->dir, user_keys[1].name) != 0 ||
+        fmt(s->userkey_rsa, sizeof(s->userkey_rsa), "%s/%s", s->dir, user_keys[2].name) != 0 ||
+        fmt(s->userkey_unauth, sizeof(s->userkey_unauth), "%s/%s", s->dir, user_keys[3].name) != 0 ||
+        fmt(s->authorized_keys, sizeof(s->authorized_keys), "%s/authorized_keys", s->dir) != 0 ||
+        fmt(s->log, sizeof(s->log), "%s/sshd.log", s->dir) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+sf_test_sshd_start(struct sf_test_sshd *s, const char *extra_config)
+{
+    const char *host_dst[SF_TEST_HOSTKEY_COUNT];
+    const char *user_dst[4];
+    int tries, r = -1;
+    size_t i;
+
+    memset(s, 0, sizeof(*s));
+    s->user = current_user();
+    if (!ensure_run_sshd()) {
+        say("/run/sshd is missing and cannot be created (run as root)");
+        return -1;
+    }
+    if (sf_test_sshd_init() != 0 || query_algs() != 0) {
+        return -1;
+    }
+    if (make_tempdir(s->dir, sizeof(s->dir), DIR_PREFIX) != 0) {
+        return -1;
+    }
+    reg_set(s->dir, 0);
+    if (fill_paths(s) != 0) {
+        goto out;
+    }
+    for (i = 0; i < SF_TEST_HOSTKEY_COUNT; i++) {
+        host_dst[i] = s->hostkey[i];
+    }
+    user_dst[0] = s->userkey_ed25519;
+    user_dst[1] = s->userkey_ecdsa;
+    user_dst[2] = s->userkey_rsa;
+    user_dst[3] = s->userkey_unauth;
+    if (copy_keys(s, host_dst, host_keys, SF_TEST_HOSTKEY_COUNT) != 0 || copy_keys(s, user_dst, user_keys, 4) != 0 ||
+        write_authorized_keys(s) != 0) {
+        goto out;
+    }
+    for (tries = 0; tries < START_TRIES; tries++) {
+        s->port = free_port();
+        if (s->port == 0) {
+            say("no free port on 127.0.0.1");
+            break;
+        }
+        if (write_config(s, extra_config) != 0 || write_known_hosts(s, s->known_hosts) != 0 ||
+            write_known_hosts(s, s->known_hosts_current) != 0) {
+            break;
+        }
+        r = launch(s);
+        if (r != 1) {
+            break;
+        }
+        r = -1;
+    }
+out:
+    if (r != 0) {
+        sf_test_sshd_stop(s);
+        return -1;
+    }
+    return 0;
+}
+
+void
+sf_test_sshd_stop(struct sf_test_sshd *s)
+{
+    if (s->pid > 0) {
+        end_tree(s->pid, true);
+        s->pid = 0;
+    }
+    if (s->dir[0] != '\0') {
+        rm_tree(s->dir);
+        reg_drop(s->dir);
+        s->dir[0] = '\0';
+    }
+    s->port = 0;
+}
+
+void
+sf_test_sshd_kill_all(struct sf_test_sshd *s)
+{
+    if (s->pid > 0) {
+        end_tree(s->pid, false);
+        s->pid = 0;
+        if (s->dir[0] != '\0') {
+            reg_set(s->dir, 0);
+        }
+    }
+}
+
+pid_t
+sf_test_sshd_inetd(struct sf_test_sshd *s, int *to_fd, int *from_fd)
+{
+    char *argv[] = { (char *) SF_TEST_SSHD_PATH, (char *) "-i", (char *) "-f", s->config,
+                     (char *) "-E", s->log, NULL };
+
+    if (s->dir[0] == '\0' || to_fd == NULL || from_fd == NULL) {
+        return -1;
+    }
+    return sf_test_spawn(argv, to_fd, from_fd);
+}
+
+int
+sf_test_sshd_rotate_hostkeys(struct sf_test_sshd *s)
+{
+    long long deadline;
+    int r;
+
+    if (s->dir[0] == '\0' || s->port == 0) {
+        return -1;
+    }
+    if (s->pid > 0) {
+        end_tree(s->pid, true);
+        s->pid = 0;
+        reg_set(s->dir, 0);
+    }
+    if (keygen_batch(s->dir, host_keys, SF_TEST_HOSTKEY_COUNT) != 0 ||
+        write_known_hosts(s, s->known_hosts_current) != 0) {
+        return -1;
+    }
+    /* Same port, so old known_hosts entries still apply: retry while it is busy. */
+    deadline = now_ms() + START_TIMEOUT_MS;
+    while ((r = launch(s)) == 1 && now_ms() < deadline) {
+        sleep_ms(100);
+    }
+    if (r != 0) {
+        say("cannot restart sshd on port %u after rotating host keys", (unsigned) s->port);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the password user ---- */
+
+int
+sf_test_password_user(void)
+{
+    char *useradd[] = { (char *) "/usr/sbin/useradd", (char *) "-m", (char *) "-s", (char *) "/bin/sh",
+                        (char *) SF_TEST_PW_USER, NULL };
+    char *chpasswd[] = { (char *) "/usr/sbin/chpasswd", NULL };
+    int i;
+
+    if (geteuid() != 0 || access(useradd[0], X_OK) != 0 || access(chpasswd[0], X_OK) != 0) {
+        return -1;
+    }
+    if (getpwnam(SF_TEST_PW_USER) == NULL) {
+        /* A parallel test may create it at the same time: judge by the result. */
+        (void) sf_test_run(useradd, NULL, NULL, 0, NULL, 0, 30000);
+        if (getpwnam(SF_TEST_PW_USER) == NULL) {
+            say("cannot create user %s", SF_TEST_PW_USER);
+            return -1;
+        }
+    }
+    /* chpasswd fails while another process holds the shadow lock: retry. */
+    for (i = 0; i < 50; i++) {
+        if (sf_test_run(chpasswd, SF_TEST_PW_USER ":" SF_TEST_PW_PASSWORD "\n", NULL, 0, NULL, 0, 30000) ==
+            0) {
+            return 0;
+        }
+        sleep_ms(100);
+    }
+    say("cannot set the password of %s", SF_TEST_PW_USER);
+    return -1;
+}
