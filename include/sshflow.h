@@ -307,7 +307,8 @@ SSHFLOW_API sshflow_hostauth *sshflow_hostauth_known_hosts(const char *path,
 /*
  * A user callback. It gets the host (may be NULL), port, the key type, the
  * public key blob and its "SHA256:..." fingerprint, and returns true to
- * accept. Called on the thread that runs client_of_flow.
+ * accept. Called on the connection's reader thread while client_of_flow
+ * waits for the handshake (so it counts against ConnectTimeout).
  */
 typedef bool (*sshflow_hostkey_cb)(void *user, const char *host, uint16_t port,
                                    const char *keytype, const uint8_t *blob, size_t bloblen,
@@ -404,8 +405,9 @@ typedef struct sshflow_exit {
 /*
  * Copy what is known of the remote command's end into *out. Returns 0, or
  * SSHFLOW_ERR_INVALID if f is not an SSH channel. Never blocks; thread-safe.
- * The status arrives before the remote's close; after sshflow_read() returned
- * EOF or sshflow_close() returned, it is final.
+ * Servers send the status after the end of the output and before their
+ * close, so it may not be known yet when sshflow_read() returns end of
+ * stream; once sshflow_close() returned 0 (the remote closed), it is final.
  */
 SSHFLOW_API int sshflow_exit_info(sshflow_flow *f, sshflow_exit *out);
 

@@ -875,13 +875,88 @@ keygen_batch(const char *dir, const struct keyspec *k, size_t n)
     return rc;
 }
 
+/* All host and user keys into dir, in one concurrent batch. */
+static int
+keygen_all(const char *dir)
+{
+    struct keyspec all[8];
+    size_t i;
+
+    for (i = 0; i < 8; i++) {
+        all[i] = i < 4 ? host_keys[i] : user_keys[i - 4];
+    }
+    return keygen_batch(dir, all, 8);
+}
+
+/* A complete key set in dir, owned by us and not writable by others? */
+static bool
+cache_valid(const char *dir)
+{
+    struct stat st;
+    size_t i;
+
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 022) != 0) {
+        return false;
+    }
+    for (i = 0; i < 8; i++) {
+        const struct keyspec *k = i < 4 ? &host_keys[i] : &user_keys[i - 4];
+        char path[300];
+
+        if (fmt(path, sizeof(path), "%s/%s.pub", dir, k->name) != 0 || access(path, R_OK) != 0) {
+            return false;
+        }
+        path[strlen(path) - 4] = '\0';
+        if (access(path, R_OK) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * SSHFLOW_TEST_KEYCACHE=DIR: keep the keys in DIR/sf-sshkeys-v1 across
+ * processes (scripts/test.sh sets it), so each test program does not pay for
+ * RSA key generation. Created atomically (generate, then rename); 0 if usable.
+ */
+static int
+use_shared_cache(const char *parent)
+{
+    char final[256], tmp[256];
+
+    if (parent[0] != '/' || strlen(parent) > 180) {
+        return -1;
+    }
+    (void) mkdir(parent, 0700);
+    if (fmt(final, sizeof(final), "%s/" CACHE_PREFIX "v1", parent) != 0) {
+        return -1;
+    }
+    if (!cache_valid(final)) {
+        if (fmt(tmp, sizeof(tmp), "%s/" CACHE_PREFIX "tmp-XXXXXX", parent) != 0 || mkdtemp(tmp) == NULL) {
+            return -1;
+        }
+        if (keygen_all(tmp) != 0 || rename(tmp, final) != 0) {
+            rm_tree(tmp); /* failed, or another process won the race */
+        }
+        if (!cache_valid(final)) {
+            return -1;
+        }
+    }
+    snprintf(cache_dir, sizeof(cache_dir), "%s", final);
+    cache_owner = 0; /* shared: never removed by us */
+    return 0;
+}
+
 int
 sf_test_sshd_init(void)
 {
-    char probe[300];
+    const char *shared = getenv("SSHFLOW_TEST_KEYCACHE");
 
-    if (cache_dir[0] != '\0' && fmt(probe, sizeof(probe), "%s/%s.pub", cache_dir, user_keys[3].name) == 0 &&
-        access(probe, R_OK) == 0) {
+    if (cache_dir[0] != '\0' && cache_valid(cache_dir)) {
+        return 0;
+    }
+    cache_dir[0] = '\0';
+    if (shared != NULL && shared[0] != '\0' && use_shared_cache(shared) == 0) {
         return 0;
     }
     ensure_atexit();
@@ -889,8 +964,7 @@ sf_test_sshd_init(void)
         return -1;
     }
     cache_owner = getpid();
-    if (keygen_batch(cache_dir, host_keys, SF_TEST_HOSTKEY_COUNT) != 0 ||
-        keygen_batch(cache_dir, user_keys, 4) != 0) {
+    if (keygen_all(cache_dir) != 0) {
         rm_tree(cache_dir);
         cache_dir[0] = '\0';
         cache_owner = 0;
@@ -1093,6 +1167,11 @@ write_config(const struct sf_test_sshd *s, const char *extra)
     cfg_add(&c, "PrintLastLog no");
     cfg_add(&c, "X11Forwarding no");
     cfg_add(&c, "AllowTcpForwarding yes");
+    /*
+     * bash run by sshd sources ~/.bashrc unless SHLVL says it is nested:
+     * keep the login user's rc files (slow, may print) out of command output.
+     */
+    cfg_add(&c, "SetEnv SHLVL=1");
     cfg_add(&c, "KexAlgorithms %s", alg_kex);
     cfg_add(&c, "Ciphers %s", alg_cipher);
     cfg_add(&c, "MACs %s", alg_mac);

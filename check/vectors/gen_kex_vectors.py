@@ -277,6 +277,11 @@ def ecdh_vectors():
         x = qc[1:1 + fl]
         y = (int.from_bytes(qc[1 + fl:], "big") + 1).to_bytes(fl, "big")
         offc = b"\x04" + x + y
+        try:
+            ec.EllipticCurvePublicKey.from_encoded_point(curve, offc)
+            raise SystemExit("off-curve point accepted")
+        except ValueError:
+            pass
         for what, pred in want:
             i = 0
             while True:
