@@ -101,6 +101,9 @@ void sf_conn_free(struct sf_conn *c)
     sf_free(c);
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
 static int vfail_locked(struct sf_conn *c, int code, const char *fmt, va_list ap)
 {
     if (c->err_code == 0) {
