@@ -577,10 +577,16 @@ END_TEST
 /* Helpers for descriptors and threads                                      */
 /* ------------------------------------------------------------------------ */
 
+/* src/flow_fd.c test hook: false = no private O_NONBLOCK reopening of pipes. */
+extern bool sf_flow_fd_reopen_pipes;
+
 /*
  * A flow and the raw descriptors of its peer. Kind 0: a socketpair (one
- * descriptor each side); kind 1: two pipes (flow reads one, writes the other).
+ * descriptor each side); kind 1: two pipes (flow reads one, writes the
+ * other); kind 2: the same without the pipe reopening (the poll + PIPE_BUF
+ * path, which is what other systems get).
  */
+#define KINDS 3
 struct pair {
     sshflow_flow *f;
     int frfd, fwfd;      /* the flow's descriptors */
@@ -606,7 +612,9 @@ pair_open(struct pair *p, int kind, bool own)
         p->frfd = b[0];
         p->peer_w = b[1];
     }
+    sf_flow_fd_reopen_pipes = kind != 2;
     p->f = sshflow_flow_from_fds(p->frfd, p->fwfd, own);
+    sf_flow_fd_reopen_pipes = true;
     ck_assert_ptr_nonnull(p->f);
 }
 
@@ -662,6 +670,17 @@ raw_expect_eof(int fd)
 
     ck_assert_msg(poll(&pf, 1, WAIT_MS) == 1, "peer: no end of stream in time");
     ck_assert_int_eq(read(fd, &c, 1), 0);
+}
+
+/* Expect EPIPE writing to fd: every reader on the other side has gone. */
+static void
+raw_expect_reader_gone(int fd)
+{
+    ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+    errno = 0;
+    ck_assert_int_eq(write(fd, "z", 1), -1);
+    ck_assert_int_eq(errno, EPIPE);
+    ck_assert(signal(SIGPIPE, SIG_DFL) != SIG_ERR);
 }
 
 static void
@@ -1107,6 +1126,7 @@ START_TEST(test_sshflow_close_wakes_reader)
     ck_assert(!fd_is_open(p.frfd));
     ck_assert(!fd_is_open(p.fwfd));
     raw_expect_eof(p.peer_r);
+    raw_expect_reader_gone(p.peer_w); /* no private descriptor left open either */
     pair_close(&p);
 }
 END_TEST
@@ -1165,6 +1185,7 @@ START_TEST(test_sshflow_free_unclosed_fd)
     ck_assert(!fd_is_open(p.frfd));
     ck_assert(!fd_is_open(p.fwfd));
     raw_expect_eof(p.peer_r);
+    raw_expect_reader_gone(p.peer_w);
     close_peer(&p);
 }
 END_TEST
@@ -1478,27 +1499,27 @@ flow_suite(void)
     tcase_add_test(tc, test_flow_args);
     suite_add_tcase(s, tc);
 
-    /* loop index: 0 = socketpair, 1 = pipe pair */
+    /* loop index: 0 = socketpair, 1 = pipe pair, 2 = pipe pair without reopening */
     tc = tcase_create("fd");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_sshflow_flow_from_fds_bad);
-    tcase_add_loop_test(tc, test_sshflow_flow_from_fds_roundtrip, 0, 2);
+    tcase_add_loop_test(tc, test_sshflow_flow_from_fds_roundtrip, 0, KINDS);
     tcase_add_test(tc, test_sshflow_flow_from_fds_two_flows);
-    tcase_add_loop_test(tc, test_sshflow_read_eof, 0, 2);
-    tcase_add_loop_test(tc, test_sshflow_read_fresh_buffer, 0, 2);
-    tcase_add_loop_test(tc, test_sshflow_write_large, 0, 2);
-    tcase_add_loop_test(tc, test_sshflow_writev_many, 0, 2);
+    tcase_add_loop_test(tc, test_sshflow_read_eof, 0, KINDS);
+    tcase_add_loop_test(tc, test_sshflow_read_fresh_buffer, 0, KINDS);
+    tcase_add_loop_test(tc, test_sshflow_write_large, 0, KINDS);
+    tcase_add_loop_test(tc, test_sshflow_writev_many, 0, KINDS);
     tcase_add_test(tc, test_sshflow_write_nonblocking_fd);
-    tcase_add_loop_test(tc, test_sshflow_shutdown_fd, 0, 2);
-    tcase_add_loop_test(tc, test_sf_flow_abort_wakes_reader, 0, 2);
-    tcase_add_loop_test(tc, test_sf_flow_abort_wakes_writer, 0, 2);
-    tcase_add_loop_test(tc, test_sshflow_close_wakes_reader, 0, 2);
-    tcase_add_loop_test(tc, test_sshflow_close_wakes_writer, 0, 2);
-    tcase_add_loop_test(tc, test_sshflow_close_not_owned, 0, 2);
-    tcase_add_loop_test(tc, test_sshflow_free_unclosed_fd, 0, 2);
+    tcase_add_loop_test(tc, test_sshflow_shutdown_fd, 0, KINDS);
+    tcase_add_loop_test(tc, test_sf_flow_abort_wakes_reader, 0, KINDS);
+    tcase_add_loop_test(tc, test_sf_flow_abort_wakes_writer, 0, KINDS);
+    tcase_add_loop_test(tc, test_sshflow_close_wakes_reader, 0, KINDS);
+    tcase_add_loop_test(tc, test_sshflow_close_wakes_writer, 0, KINDS);
+    tcase_add_loop_test(tc, test_sshflow_close_not_owned, 0, KINDS);
+    tcase_add_loop_test(tc, test_sshflow_free_unclosed_fd, 0, KINDS);
     tcase_add_test(tc, test_sshflow_write_epipe_pipe);
     tcase_add_test(tc, test_sshflow_write_epipe_socket);
-    tcase_add_loop_test(tc, test_sshflow_writev_fd_empty, 0, 2);
+    tcase_add_loop_test(tc, test_sshflow_writev_fd_empty, 0, KINDS);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tcp");

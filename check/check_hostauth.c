@@ -45,8 +45,9 @@ static struct tkey E3;         /* ecdsa-sha2-nistp384 */
 static struct tkey R1;         /* ssh-rsa, 1024 bits (fast to make) */
 
 static pid_t main_pid;
-static char keydir[64];
-static char tdir[64];    /* this test's dir and $HOME */
+static char rootdir[64]; /* everything below is removed when main() exits */
+static char keydir[96];  /* rootdir/keys */
+static char tdir[96];    /* rootdir/t.XXXXXX: this test's dir and $HOME */
 static char khpath[128]; /* tdir/.ssh/known_hosts */
 static sshflow_error E;
 
@@ -71,14 +72,18 @@ rmtree(const char *dir)
     }
 }
 
-/* Runs in every process that exit()s: the test's dir, and the key dir only in main. */
+/*
+ * Runs in every process that exit()s: the test's own dir, and the whole
+ * root only in main (so a test that failed without its teardown leaves
+ * nothing behind either).
+ */
 static void
 cleanup_at_exit(void)
 {
     rmtree(tdir);
     tdir[0] = '\0';
     if (getpid() == main_pid) {
-        rmtree(keydir);
+        rmtree(rootdir);
     }
 }
 
@@ -248,7 +253,7 @@ make_key(struct tkey *k, const char *name, const char *type, const char *bits)
 static void
 setup(void)
 {
-    snprintf(tdir, sizeof(tdir), "/tmp/sf_hostauth_t.XXXXXX");
+    snprintf(tdir, sizeof(tdir), "%s/t.XXXXXX", rootdir);
     ck_assert_ptr_nonnull(mkdtemp(tdir));
     ck_assert_int_eq(setenv("HOME", tdir, 1), 0);
     snprintf(khpath, sizeof(khpath), "%s/.ssh/known_hosts", tdir);
@@ -960,6 +965,59 @@ START_TEST(test_known_hosts_comments_garbage)
 }
 END_TEST
 
+/*
+ * Seeded random lines made of known_hosts fragments (fixed seeds, so a
+ * failure reproduces): nothing crashes (ASan/valgrind watch), and the one
+ * real line at the end is still found.
+ */
+START_TEST(test_known_hosts_random_garbage)
+{
+    const char *frags[] = {
+        "host1", " ", "\t", ",", "!", "*", "?", "[", "]", ":2222", "|1|", "|", "@revoked ",
+        "@cert-authority ", "#", "\r", "\n", "=", "ssh-ed25519", "ssh-rsa", "AAAA", "\0", "\xff",
+        K1.b64, K2.entry, E1.entry, "host1 ssh-ed25519 ", "|1|68vXbWJHSc3JeJYFS1+2i5hQfmQ=|",
+    };
+    static char buf[64 * 1024];
+    size_t len = 0;
+    uint32_t x = 2463534242u + (uint32_t)_i * 7919u; /* xorshift32 */
+    sshflow_hostauth *a = NULL;
+    char dir[128];
+    char types[128];
+    int r;
+
+    while (len < sizeof(buf) - 200) {
+        const char *f = NULL;
+        size_t n;
+
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        f = frags[x % (sizeof(frags) / sizeof(frags[0]))];
+        n = f[0] == '\0' ? 1 : strlen(f);
+        if (len + n >= sizeof(buf) - 200) {
+            break;
+        }
+        memcpy(buf + len, f, n);
+        len += n;
+    }
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\nhost7 %s\n", K3.entry);
+    snprintf(dir, sizeof(dir), "%s/.ssh", tdir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    write_raw(khpath, buf, len);
+
+    a = kh_strict();
+    ck_assert_int_eq(chk(a, "host7", 22, &K3), 0);
+    r = chk(a, "host1", 22, &K2);
+    ck_assert(r == 0 || r == SF_ERR_HOSTKEY || r == SF_ERR_HOSTKEY_CHANGED ||
+              r == SF_ERR_HOSTKEY_UNKNOWN);
+    r = chk(a, "127.0.0.1", 2222, &K1);
+    ck_assert(r == 0 || r == SF_ERR_HOSTKEY || r == SF_ERR_HOSTKEY_CHANGED ||
+              r == SF_ERR_HOSTKEY_UNKNOWN);
+    sf_hostauth_known_types(a, "host1", 22, types, sizeof(types));
+    sshflow_hostauth_free(a);
+}
+END_TEST
+
 START_TEST(test_known_hosts_revoked)
 {
     sshflow_hostauth *a = NULL;
@@ -1479,6 +1537,8 @@ START_TEST(test_hostauth_callback)
 }
 END_TEST
 
+#define INSECURE_WARNING "WARNING: sshflow: host key NOT checked (insecure_accept_any): "
+
 START_TEST(test_hostauth_insecure_warns)
 {
     sshflow_hostauth *a = sshflow_hostauth_insecure_accept_any();
@@ -1505,11 +1565,9 @@ START_TEST(test_hostauth_insecure_warns)
 
     text = read_file(path, NULL);
     ck_assert_ptr_nonnull(text);
-    snprintf(want, sizeof(want), "WARNING: sshflow: host key NOT checked (insecure_accept_any): %s\n",
-             K1.fp);
+    snprintf(want, sizeof(want), "%s%s\n", INSECURE_WARNING, K1.fp);
     ck_assert_ptr_nonnull(strstr(text, want));
-    snprintf(want, sizeof(want), "WARNING: sshflow: host key NOT checked (insecure_accept_any): %s\n",
-             E1.fp);
+    snprintf(want, sizeof(want), "%s%s\n", INSECURE_WARNING, E1.fp);
     ck_assert_ptr_nonnull(strstr(text, want));
     free(text);
     sshflow_hostauth_free(a);
@@ -1576,6 +1634,7 @@ hostauth_suite(void)
     tcase_add_test(tc, test_known_hosts_hashed);
     tcase_add_test(tc, test_known_hosts_several_keys);
     tcase_add_test(tc, test_known_hosts_comments_garbage);
+    tcase_add_loop_test(tc, test_known_hosts_random_garbage, 0, 16);
     tcase_add_test(tc, test_known_hosts_revoked);
     tcase_add_test(tc, test_known_hosts_cert_authority_ignored);
     tcase_add_test(tc, test_known_hosts_default_path);
@@ -1607,9 +1666,14 @@ main(void)
 
     main_pid = getpid();
     atexit(cleanup_at_exit);
-    snprintf(keydir, sizeof(keydir), "/tmp/sf_hostauth_keys.XXXXXX");
-    if (mkdtemp(keydir) == NULL) {
+    snprintf(rootdir, sizeof(rootdir), "/tmp/sf_hostauth.XXXXXX");
+    if (mkdtemp(rootdir) == NULL) {
         perror("mkdtemp");
+        return 1;
+    }
+    snprintf(keydir, sizeof(keydir), "%s/keys", rootdir);
+    if (mkdir(keydir, 0700) != 0) {
+        perror("mkdir");
         return 1;
     }
     if (make_key(&K1, "k1", "ed25519", "256") != 0 || make_key(&K2, "k2", "ed25519", "256") != 0 ||

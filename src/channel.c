@@ -536,8 +536,13 @@ static ssize_t read_ring(struct sf_chan *ch, struct sf_ring *ring, void *buf, si
     size_t n;
 
     pthread_mutex_lock(&c->mu);
-    while (sf_ring_len(ring) == 0 && !ch->eof_rcvd && !ch->close_rcvd && c->err_code == 0) {
+    while (sf_ring_len(ring) == 0 && !ch->eof_rcvd && !ch->close_rcvd && c->err_code == 0 &&
+           !ch->aborted) {
         pthread_cond_wait(&c->cv, &c->mu);
+    }
+    if (ch->aborted) {
+        pthread_mutex_unlock(&c->mu);
+        return sf_err_set(err, SF_ERR_CLOSED, "the channel flow was aborted");
     }
     n = sf_ring_read(ring, buf, len);
     if (n == 0) {
@@ -597,10 +602,11 @@ static int write_locked(struct chan_flow *cf, const uint8_t *p, size_t len, sshf
     while (len > 0) {
         struct data_fill d;
         pthread_mutex_lock(&c->mu);
-        while (ch->remote_window == 0 && !ch->close_rcvd && !cf->shut && c->err_code == 0) {
+        while (ch->remote_window == 0 && !ch->close_rcvd && !cf->shut && c->err_code == 0 &&
+               !ch->aborted) {
             pthread_cond_wait(&c->cv, &c->mu);
         }
-        if (cf->shut || ch->close_rcvd || cf->torn_down) {
+        if (cf->shut || ch->close_rcvd || cf->torn_down || ch->aborted) {
             pthread_mutex_unlock(&c->mu);
             return sf_err_set(err, SF_ERR_CLOSED, "the channel is closed for writing");
         }
@@ -740,13 +746,24 @@ static void cf_free(void *ctx)
     sf_free(cf);
 }
 
+/* Wake every thread blocked in this channel (it is the transport of a nested connection being torn down). */
+static void cf_abort(void *ctx)
+{
+    struct chan_flow *cf = ctx;
+    struct sf_conn *c = cf->ch->conn;
+    pthread_mutex_lock(&c->mu);
+    cf->ch->aborted = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
 static const sshflow_flow_ops chan_ops = {
     .read = cf_read,
     .write = cf_write,
     .writev = cf_writev,
     .shutdown = cf_shutdown,
     .close = cf_close,
-    .abort = NULL,
+    .abort = cf_abort,
     .free = cf_free,
 };
 

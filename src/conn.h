@@ -227,6 +227,7 @@ struct sf_chan {
     int req_success;  /* replies received: success */
     int req_failure;  /* replies received: failure */
     sshflow_exit exit; /* exit-status / exit-signal */
+    bool aborted;      /* the channel flow was aborted: blocked calls return CLOSED */
     char open_fail[256]; /* reason text for SF_CHAN_FAILED */
     uint32_t open_fail_code;
 };

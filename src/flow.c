@@ -7,9 +7,11 @@
  * write/writev/shutdown are called from one thread at a time), the
  * close-once and abort-once bookkeeping, and normalising what ops return.
  *
- * Must never: know anything about SSH or file descriptors, or block outside
- * an op (the only lock held across an op is the per-flow writer lock, which
- * close and abort never take, so they can always wake a blocked writer).
+ * Must never: know anything about SSH or file descriptors; block anywhere
+ * but inside an op or on the per-flow writer lock (the only lock held
+ * across an op; close and abort never take it, so they can always wake a
+ * writer blocked in an op). Flows must not be allocated anywhere else: the
+ * writer lock lives behind the public struct.
  */
 #include "flow.h"
 

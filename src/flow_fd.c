@@ -9,15 +9,20 @@
  *
  * Must never: know anything about SSH; change the flags (O_NONBLOCK, ...) of
  * a descriptor it was given, since the open file may be shared with other
- * processes (stdin/stdout of a proxy command, for example); block anywhere
- * but in poll(), where a wake descriptor can always end the wait.
+ * processes (stdin/stdout of a proxy command, for example); block in flow
+ * I/O anywhere but in poll(), where a wake descriptor can always end the
+ * wait. (sshflow_connect_tcp blocks in getaddrinfo and in its bounded
+ * connect wait; it has no flow to abort yet.)
  *
  * How blocking calls are made abortable: every wait is a poll() on the data
  * descriptor plus a private wake descriptor (an eventfd, or a pipe where
  * there is none) that abort and close make readable for good. Data
- * syscalls never block: sockets use MSG_DONTWAIT; on a blocking pipe a read
- * comes only after POLLIN, and a write only after POLLOUT and of at most
- * PIPE_BUF bytes, which a pipe that polls writable takes without blocking.
+ * syscalls never block: sockets use MSG_DONTWAIT; a blocking pipe is, on
+ * Linux, reopened through /proc/self/fd as a private O_NONBLOCK open file
+ * (the caller's descriptor keeps its flags); anything else that blocks is
+ * read only after POLLIN and written only after POLLOUT and at most
+ * PIPE_BUF bytes at a time, which a pipe that polls writable takes without
+ * blocking (slow: one poll per 4 KiB, hence the reopening).
  */
 #include "flow.h"
 
@@ -53,18 +58,29 @@
 #define FD_IOV_WINDOW IOV_MAX
 #endif
 
+/*
+ * Test hook: false makes new fd flows skip the pipe reopening, so the tests
+ * can reach the poll + PIPE_BUF path on Linux too. Set it only while no
+ * flow is being created on another thread.
+ */
+bool sf_flow_fd_reopen_pipes = true;
+
 /* Largest single read or write we ask the kernel for. */
 #define FD_IO_MAX ((size_t)SSIZE_MAX)
 
 struct fd_flow {
     /* Immutable after creation. */
-    int rfd;          /* descriptor we read from */
-    int wfd;          /* descriptor we write to (may equal rfd) */
+    int rfd;          /* descriptor we were given for reading */
+    int wfd;          /* descriptor we were given for writing (may equal rfd) */
     bool own;         /* close rfd/wfd on close/free */
-    bool rsock;       /* rfd is a socket: recv(MSG_DONTWAIT) */
-    bool rdirect;     /* rfd never blocks (socket or O_NONBLOCK): read before polling */
-    bool wsock;       /* wfd is a socket: send/sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL) */
-    bool wdirect;     /* wfd never blocks: write before polling */
+    int rio;          /* descriptor we read with: rfd, or our private reopening of it */
+    int wio;          /* descriptor we write with: wfd, or our private reopening of it */
+    bool rpriv;       /* rio is ours (always closed on close/free) */
+    bool wpriv;       /* wio is ours */
+    bool rsock;       /* rio is a socket: recv(MSG_DONTWAIT) */
+    bool rdirect;     /* rio never blocks (socket or O_NONBLOCK): read before polling */
+    bool wsock;       /* wio is a socket: send/sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL) */
+    bool wdirect;     /* wio never blocks: write before polling */
     size_t wchunk;    /* most bytes per write syscall (PIPE_BUF on a blocking non-socket) */
     int wake_rd;      /* polled by every wait; readable once stop is set */
     int wake_wr;      /* written by abort/close (== wake_rd for an eventfd) */
@@ -72,13 +88,14 @@ struct fd_flow {
     atomic_bool stop; /* abort or close happened: every operation fails CLOSED */
 
     pthread_mutex_t lock; /* protects the fields below */
-    pthread_cond_t idle;  /* signalled when busy drops to 0 while closing */
     unsigned busy;        /* read/write calls in progress */
     bool closing;         /* close started: no new calls get in */
     bool wshut;           /* write side shut down (shutdown or close) */
-    bool wfd_closed;      /* wfd closed by shutdown (owned pipe pair) */
-    bool fds_closed;      /* owned descriptors closed by close */
+    bool wclosed;         /* shutdown closed wio (if ours) and wfd (if owned) */
+    bool fds_closed;      /* owned descriptors closed (by close, the last call out, or free) */
 };
+
+static void close_fds_locked(struct fd_flow *c);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -237,8 +254,16 @@ wait_fd(struct fd_flow *c, int fd, short events, const char *what, sshflow_error
 }
 
 /* ------------------------------------------------------------------------ */
-/* Calls in progress (so close can wait for them before closing fds)        */
+/* Calls in progress                                                        */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * A descriptor must not be closed while another thread may still poll or
+ * read it: its number could be reused at once by an unrelated open(). So
+ * close wakes every call in progress and closes the descriptors only when
+ * none is left; if some are, the last one out closes them (promptly, since
+ * they were woken). close itself never waits for another thread.
+ */
 
 static int
 op_enter(struct fd_flow *c, bool writer, const char *what, sshflow_error *err)
@@ -262,7 +287,7 @@ op_leave(struct fd_flow *c)
     SF_ASSERT(c->busy > 0);
     c->busy--;
     if (c->busy == 0 && c->closing) {
-        pthread_cond_broadcast(&c->idle);
+        close_fds_locked(c);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -333,9 +358,9 @@ static ssize_t
 read_once(struct fd_flow *c, void *buf, size_t len)
 {
     if (c->rsock) {
-        return recv(c->rfd, buf, len, MSG_DONTWAIT);
+        return recv(c->rio, buf, len, MSG_DONTWAIT);
     }
-    return read(c->rfd, buf, len);
+    return read(c->rio, buf, len);
 }
 
 static ssize_t
@@ -354,7 +379,7 @@ fd_read(void *ctx, void *buf, size_t len, sshflow_error *err)
     }
     len = SF_MIN(len, FD_IO_MAX);
     for (;;) {
-        if (!ready && (r = wait_fd(c, c->rfd, POLLIN, "read", err)) != 0) {
+        if (!ready && (r = wait_fd(c, c->rio, POLLIN, "read", err)) != 0) {
             n = r;
             break;
         }
@@ -373,7 +398,7 @@ fd_read(void *ctx, void *buf, size_t len, sshflow_error *err)
             ready = false;
             continue;
         }
-        n = io_err(c, err, errno, "read", c->rfd);
+        n = io_err(c, err, errno, "read", c->rio);
         break;
     }
     op_leave(c);
@@ -387,17 +412,17 @@ write_once(struct fd_flow *c, const struct iovec *v, int cnt)
 
     if (c->wsock) {
         if (cnt == 1) {
-            return send(c->wfd, v[0].iov_base, v[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            return send(c->wio, v[0].iov_base, v[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
         }
         memset(&m, 0, sizeof(m));
         m.msg_iov = (struct iovec *)v;
         m.msg_iovlen = (size_t)cnt;
-        return sendmsg(c->wfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        return sendmsg(c->wio, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     if (cnt == 1) {
-        return write(c->wfd, v[0].iov_base, v[0].iov_len);
+        return write(c->wio, v[0].iov_base, v[0].iov_len);
     }
-    return writev(c->wfd, v, cnt);
+    return writev(c->wio, v, cnt);
 }
 
 /*
@@ -437,7 +462,7 @@ write_all(struct fd_flow *c, const struct iovec *iov, int iovcnt, const char *wh
             r = closed_err(err, what);
             break;
         }
-        if (!ready && (r = wait_fd(c, c->wfd, POLLOUT, what, err)) != 0) {
+        if (!ready && (r = wait_fd(c, c->wio, POLLOUT, what, err)) != 0) {
             break;
         }
         for (j = i; j < iovcnt && n < FD_IOV_WINDOW && total < c->wchunk; j++) {
@@ -462,9 +487,11 @@ write_all(struct fd_flow *c, const struct iovec *iov, int iovcnt, const char *wh
                 continue;
             }
             epipe = errno == EPIPE;
-            r = io_err(c, err, errno, what, c->wfd);
+            r = io_err(c, err, errno, what, c->wio);
             break;
         }
+        /* A short write means the buffer is full: poll before the next one. */
+        ready = c->wdirect && (size_t)w == total;
         /* Advance (i, off) by w bytes. */
         while (w > 0) {
             size_t l = iov[i].iov_len - off;
@@ -478,7 +505,6 @@ write_all(struct fd_flow *c, const struct iovec *iov, int iovcnt, const char *wh
                 off = 0;
             }
         }
-        ready = c->wdirect;
     }
     if (!c->wsock) {
         sigpipe_restore(&g, epipe);
@@ -534,23 +560,27 @@ shut_locked(struct fd_flow *c, sshflow_error *err)
     }
     c->wshut = true;
     if (c->wsock) {
-        if (shutdown(c->wfd, SHUT_WR) != 0 && errno != ENOTCONN) {
-            return io_err(NULL, err, errno, "shutdown", c->wfd);
+        if (shutdown(c->wio, SHUT_WR) != 0 && errno != ENOTCONN) {
+            return io_err(NULL, err, errno, "shutdown", c->wio);
         }
         return 0;
     }
-    if (c->rfd != c->wfd && c->own) {
-        /* A pipe pair: the reader on the other side sees end of stream. */
-        c->wfd_closed = true;
-        if (close(c->wfd) != 0 && errno != EINTR) {
+    if (c->rfd != c->wfd) {
+        /*
+         * A pipe pair: the reader on the other side sees end of stream once
+         * every write descriptor is closed. XXX: if wfd is not ours, that
+         * happens only when its owner closes it; we can only stop writing.
+         */
+        c->wclosed = true;
+        if (c->wpriv) {
+            close(c->wio);
+        }
+        if (c->own && close(c->wfd) != 0 && errno != EINTR) {
             return io_err(NULL, err, errno, "shutdown (close)", c->wfd);
         }
         return 0;
     }
-    /*
-     * XXX: one non-socket fd for both directions, or descriptors we do not
-     * own: there is no way to half-close, so only our side stops writing.
-     */
+    /* XXX: one non-socket fd for both directions cannot half-close: we only stop writing. */
     return 0;
 }
 
@@ -570,19 +600,30 @@ fd_shutdown(void *ctx, sshflow_error *err)
     return r;
 }
 
-/* Close the owned descriptors still open; c->lock held, no call in progress. */
+/*
+ * Close our private descriptors and the owned ones still open. c->lock held
+ * (or no other thread left), and no call in progress.
+ */
 static void
 close_fds_locked(struct fd_flow *c)
 {
-    if (!c->own || c->fds_closed) {
+    if (c->fds_closed) {
         return;
     }
     c->fds_closed = true;
-    close(c->rfd);
-    if (c->wfd != c->rfd && !c->wfd_closed) {
-        close(c->wfd);
+    if (c->rpriv) {
+        close(c->rio);
     }
-    c->wfd_closed = true;
+    if (c->wpriv && !c->wclosed) {
+        close(c->wio);
+    }
+    if (c->own) {
+        close(c->rfd);
+        if (c->wfd != c->rfd && !c->wclosed) {
+            close(c->wfd);
+        }
+    }
+    c->wclosed = true;
 }
 
 static int
@@ -599,18 +640,17 @@ fd_close(void *ctx, sshflow_error *err)
     atomic_store(&c->stop, true);
     /*
      * End of stream for a socket's peer even if the fd is not ours or is
-     * shared; a failure changes nothing for us. Descriptors are closed only
-     * below, once no call can still be polling them.
+     * shared; a failure changes nothing for us. The descriptors are closed
+     * here if no call is in progress, else by the last one out (op_leave).
      */
     if (c->wsock && !c->wshut) {
-        (void)shutdown(c->wfd, SHUT_WR);
+        (void)shutdown(c->wio, SHUT_WR);
     }
     c->wshut = true;
     wake_all(c);
-    while (c->busy > 0) {
-        pthread_cond_wait(&c->idle, &c->lock);
+    if (c->busy == 0) {
+        close_fds_locked(c);
     }
-    close_fds_locked(c);
     pthread_mutex_unlock(&c->lock);
     return 0;
 }
@@ -632,7 +672,6 @@ fd_free(void *ctx)
     /* No call is in progress (sshflow_free's contract), so no waiting. */
     close_fds_locked(c);
     wake_close(c);
-    pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->lock);
     sf_free(c);
 }
@@ -667,12 +706,42 @@ fd_is_nonblocking(int fd)
     return fl >= 0 && (fl & O_NONBLOCK) != 0;
 }
 
+/*
+ * Linux: open a blocking pipe again through /proc/self/fd, as a new open
+ * file of our own with O_NONBLOCK, so that full-size reads and writes never
+ * block and the caller's descriptor keeps its flags. The new descriptor
+ * counts as one more reader or writer of the pipe until we close it.
+ * Returns -1 when not possible (not a pipe, already non-blocking, no /proc,
+ * a FIFO without a reader, ...): the PIPE_BUF path is used then.
+ */
+static int
+fd_reopen_nonblocking(int fd, int accmode)
+{
+#if defined(__linux__)
+    char path[64];
+    struct stat st;
+    int fl;
+
+    if (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+        return -1;
+    }
+    if ((fl = fcntl(fd, F_GETFL)) < 0 || (fl & O_NONBLOCK) != 0 || (fl & O_ACCMODE) != accmode) {
+        return -1;
+    }
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    return open(path, accmode | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+#else
+    (void)fd;
+    (void)accmode;
+    return -1;
+#endif
+}
+
 SSHFLOW_API sshflow_flow *
 sshflow_flow_from_fds(int rfd, int wfd, bool own_fds)
 {
     struct fd_flow *c = NULL;
     sshflow_flow *f = NULL;
-    bool locks = false;
 
     if (rfd < 0 || wfd < 0) {
         return NULL;
@@ -680,14 +749,26 @@ sshflow_flow_from_fds(int rfd, int wfd, bool own_fds)
     if ((c = sf_alloc(sizeof(*c))) == NULL) {
         return NULL;
     }
-    c->rfd = rfd;
-    c->wfd = wfd;
+    c->rfd = c->rio = rfd;
+    c->wfd = c->wio = wfd;
     c->own = own_fds;
     c->wake_rd = c->wake_wr = -1;
-    c->rsock = fd_is_socket(rfd);
-    c->rdirect = c->rsock || fd_is_nonblocking(rfd);
-    c->wsock = wfd == rfd ? c->rsock : fd_is_socket(wfd);
-    c->wdirect = c->wsock || fd_is_nonblocking(wfd);
+    if (rfd != wfd && sf_flow_fd_reopen_pipes) {
+        int fd;
+
+        if ((fd = fd_reopen_nonblocking(rfd, O_RDONLY)) >= 0) {
+            c->rio = fd;
+            c->rpriv = true;
+        }
+        if ((fd = fd_reopen_nonblocking(wfd, O_WRONLY)) >= 0) {
+            c->wio = fd;
+            c->wpriv = true;
+        }
+    }
+    c->rsock = fd_is_socket(c->rio);
+    c->rdirect = c->rsock || fd_is_nonblocking(c->rio);
+    c->wsock = c->wio == c->rio ? c->rsock : fd_is_socket(c->wio);
+    c->wdirect = c->wsock || fd_is_nonblocking(c->wio);
     /* A blocking pipe that polls writable takes PIPE_BUF bytes without blocking. */
     c->wchunk = c->wdirect ? FD_IO_MAX : PIPE_BUF;
     atomic_init(&c->stop, false);
@@ -695,31 +776,26 @@ sshflow_flow_from_fds(int rfd, int wfd, bool own_fds)
     if (c->wsock) {
         int one = 1;
 
-        (void)setsockopt(wfd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+        (void)setsockopt(c->wio, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
     }
 #endif
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
         goto fail;
     }
-    if (pthread_cond_init(&c->idle, NULL) != 0) {
+    if (wake_open(c) != 0 || (f = sshflow_flow_new(&fd_ops, c)) == NULL) {
+        wake_close(c);
         pthread_mutex_destroy(&c->lock);
-        goto fail;
-    }
-    locks = true;
-    if (wake_open(c) != 0) {
-        goto fail;
-    }
-    if ((f = sshflow_flow_new(&fd_ops, c)) == NULL) {
         goto fail;
     }
     return f;
 
 fail:
-    /* The descriptors stay the caller's when we fail. */
-    wake_close(c);
-    if (locks) {
-        pthread_cond_destroy(&c->idle);
-        pthread_mutex_destroy(&c->lock);
+    /* The caller's descriptors stay the caller's when we fail; ours go. */
+    if (c->rpriv) {
+        close(c->rio);
+    }
+    if (c->wpriv) {
+        close(c->wio);
     }
     sf_free(c);
     return NULL;
@@ -864,6 +940,7 @@ sshflow_connect_tcp(const char *host, uint16_t port, int timeout_ms, sshflow_err
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = AI_NUMERICSERV;
     /* XXX: name resolution is not bounded by timeout_ms (getaddrinfo has no timeout). */
     if ((rc = getaddrinfo(name, portstr, &hints, &res)) != 0) {
         if (rc == EAI_SYSTEM) {

@@ -184,7 +184,6 @@ parse_fingerprint(sshflow_hostauth *a, const char *prefix, size_t plen, const ch
                    "host authenticator: the fingerprint after \"%.*s:\" is not the base64 of "
                    "a 32-byte SHA-256 digest",
                    (int)SF_MIN(plen, (size_t)SF_NAME_MAX), prefix);
-        sf_wipe(digest, sizeof(digest));
         return SF_ERR_INVALID;
     }
     memcpy(a->digest, digest, HA_DIGEST_LEN);

@@ -29,13 +29,6 @@
 #define KEY_ED25519_SIG 64
 #define KEY_EC_MAX_FIELD 66 /* P-521: 521 bits */
 
-/*
- * Defined here, used by keyfile.c: wrap a loaded EVP_PKEY (ownership of
- * *pkey moves into the new key on success and *pkey is set to NULL).
- * XXX: belongs in key.h, which is a fixed interface for now.
- */
-SF_MUST_USE int sf_privkey_from_pkey(EVP_PKEY **pkey, struct sf_privkey **out);
-
 const char sf_hostkey_default_list[] = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
                                        "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
 const char sf_hostkey_all_list[] = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
@@ -861,7 +854,7 @@ sf_privkey_sign(const struct sf_privkey *k, const char *sigalg, const uint8_t *d
 {
     uint8_t *sig = NULL;
     size_t siglen = 0;
-    struct sf_buf ssig = { 0 };
+    struct sf_buf ssig = { 0 }, blob = { 0 };
     int r;
 
     if (k == NULL || out == NULL || (data == NULL && len != 0)) {
@@ -902,16 +895,20 @@ sf_privkey_sign(const struct sf_privkey *k, const char *sigalg, const uint8_t *d
         r = SF_ERR_INTERNAL;
         goto out;
     }
-    /* string signature-algorithm-name || string signature */
-    if ((r = sf_buf_put_cstr(out, sigalg)) != 0) {
+    /*
+     * string signature-algorithm-name || string signature, built aside and
+     * appended in one put so that out is unchanged on failure.
+     */
+    if ((r = sf_buf_alloc(&blob, 64 + siglen, SF_KEYBLOB_MAX)) != 0 ||
+        (r = sf_buf_put_cstr(&blob, sigalg)) != 0) {
         goto out;
     }
     if (k->c.kind == KEY_ECDSA) {
-        r = sf_buf_put_sub(out, &ssig);
+        r = sf_buf_put_sub(&blob, &ssig);
     } else {
-        r = sf_buf_put_string(out, sig, siglen);
+        r = sf_buf_put_string(&blob, sig, siglen);
     }
-    if (r != 0) {
+    if (r != 0 || (r = sf_buf_put_bytes(out, sf_buf_ptr(&blob), sf_buf_len(&blob))) != 0) {
         goto out;
     }
     r = 0;
@@ -919,6 +916,7 @@ out:
     if (r != 0) {
         ERR_clear_error();
     }
+    sf_buf_free(&blob);
     sf_buf_free(&ssig);
     sf_free(sig);
     return r;

@@ -2,8 +2,8 @@
  * src/key.h -- public keys, private keys, signatures, fingerprints.
  *
  * Key types: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa (signing
- * with rsa-sha2-256 / rsa-sha2-512; ssh-rsa SHA-1 signatures are refused
- * unless allow_sha1). All crypto through OpenSSL EVP.
+ * with rsa-sha2-256 / rsa-sha2-512; ssh-rsa SHA-1 signatures are always
+ * refused). All crypto through OpenSSL EVP.
  *
  * Owns: EVP_PKEY objects; private key material is wiped when freed. Every
  * blob from the wire or a file is parsed through struct sf_buf.
@@ -66,6 +66,12 @@ SF_MUST_USE int sf_privkey_load(const uint8_t *data, size_t len, const char *pas
 SF_MUST_USE int sf_privkey_load_file(const char *path, const char *passphrase,
                                      struct sf_privkey **out);
 void sf_privkey_free(struct sf_privkey *k); /* wipes; NULL ok */
+/*
+ * Wrap a loaded OpenSSL key (key.c, used by keyfile.c): on success ownership
+ * of *pkey moves into *out and *pkey is set to NULL.
+ */
+typedef struct evp_pkey_st EVP_PKEY;
+SF_MUST_USE int sf_privkey_from_pkey(EVP_PKEY **pkey, struct sf_privkey **out);
 const char *sf_privkey_type(const struct sf_privkey *k); /* as sf_pubkey_type */
 /* Append the public key blob (no length prefix) to out. */
 SF_MUST_USE int sf_privkey_pubblob(const struct sf_privkey *k, struct sf_buf *out);

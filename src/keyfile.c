@@ -36,12 +36,6 @@ static const char openssh_magic[] = "openssh-key-v1"; /* with its NUL: 15 bytes 
 static const char openssh_begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
 static const char openssh_end[] = "-----END OPENSSH PRIVATE KEY-----";
 
-/*
- * Defined in key.c: wrap a loaded EVP_PKEY into a struct sf_privkey (takes
- * *pkey on success). XXX: belongs in key.h, which is a fixed interface.
- */
-SF_MUST_USE int sf_privkey_from_pkey(EVP_PKEY **pkey, struct sf_privkey **out);
-
 /* ECDSA curves as OpenSSH names them in the private section. */
 struct keyfile_curve {
     const char *type;

@@ -998,7 +998,9 @@ sf_knownhosts_check(const char *path, enum sshflow_hostkey_policy policy, const 
     }
     if ((r = sf_knownhosts_path(path, file, sizeof(file))) != 0) {
         sf_err_set(err, r, "cannot find the known_hosts file (%s)",
-                   path != NULL ? "name too long" : "no home directory");
+                   r == SF_ERR_NOMEM ? "out of memory"
+                   : path != NULL    ? "empty or too long name"
+                                     : "no home directory");
         goto out;
     }
     if ((r = lookup_name(host, port, name, sizeof(name))) != 0) {
