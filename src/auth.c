@@ -235,6 +235,7 @@ int sf_auth_run(struct sf_conn *c)
     }
     if (!known) {
         /* Nothing was tried: ask with "none" so the error can say what would work. */
+        sf_buf_reset(&req);
         if ((r = put_head(&req, c->user, "none")) != 0 ||
             (r = sf_conn_send(c, sf_buf_ptr(&req), sf_buf_len(&req), SF_SEND_CONTROL)) != 0) {
             goto out;

@@ -112,7 +112,9 @@ static int vfail_locked(struct sf_conn *c, int code, const char *fmt, va_list ap
         c->err_code = code;
         (void)sf_err_set(&c->err, code, "%s", detail);
         c->phase = SF_PHASE_DEAD;
-        sf_log("connection failed: %s", detail);
+        if (!c->closing) {
+            sf_log("connection failed: %s", detail);
+        }
     }
     pthread_cond_broadcast(&c->cv);
     return c->err_code;

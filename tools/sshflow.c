@@ -14,11 +14,11 @@
  *
  * Threads: the main thread reads channel stdout; a "stdin" thread feeds the
  * channel; an "stderr" thread copies channel stderr; a "winch" thread
- * forwards terminal size changes when a pty is in use. The only state they
- * share is struct session, whose guard (mutex + counter) keeps the flow from
- * being freed while a never-joined thread is inside an sshflow call.
+ * forwards terminal size changes when a pty is in use; a "closer" thread
+ * closes the channel when our stdout breaks. The only state they share is
+ * struct session, whose guard (mutex + counter) keeps the flow from being
+ * freed while a never-joined thread is inside an sshflow call.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,6 +45,7 @@
 #define CLI_EXIT_FAIL 255      /* ssh's exit code for its own failures */
 #define CLI_IO_BUF (64 * 1024) /* bytes per read from a fd or the channel */
 #define CLI_CLOSE_WAIT_MS 5000 /* bound on waiting for the server's close */
+#define CLI_EPIPE_WAIT_MS 1000 /* same, after our stdout broke */
 #define CLI_GUARD_WAIT_MS 3000 /* bound on waiting for threads to leave the flow */
 #define CLI_MSG_MAX 1024       /* longest diagnostic line printed */
 #define CLI_MODES_MAX 512      /* encoded terminal modes (about 60 * 5 bytes) */
@@ -983,8 +984,15 @@ static void *winch_main(void *arg)
         if (!guard_enter(s)) {
             break;
         }
-        (void)sshflow_window_change(s->f, ws.ws_col, ws.ws_row, NULL);
+        sshflow_error err;
+        memset(&err, 0, sizeof(err));
+        int r = sshflow_window_change(s->f, ws.ws_col, ws.ws_row, &err);
         guard_leave(s);
+        if (r != 0) {
+            debug(s->lc, "window-change: %s", sshflow_err_kind_name(err.kind));
+        } else {
+            debug(s->lc, "window-change %ux%u", (unsigned)ws.ws_col, (unsigned)ws.ws_row);
+        }
     }
     session_unref(s);
     return NULL;
@@ -1012,6 +1020,44 @@ static int start_detached(void *(*fn)(void *), struct session *s)
     return 0;
 }
 
+/*
+ * Closes the channel with a bound, while main keeps draining. Joined by main
+ * (it ends within the bound), so its thread-local state is gone before exit.
+ */
+static void *closer_main(void *arg)
+{
+    struct session *s = arg;
+    (void)sshflow_close_timeout(s->f, CLI_EPIPE_WAIT_MS, NULL);
+    return NULL;
+}
+
+/*
+ * Our stdout broke (e.g. `sshflow host yes | head -1`). Like ssh, stop
+ * copying and close the channel, so that the remote command does not run
+ * forever. ssh sends CHANNEL_CLOSE at once; the public API only has the
+ * graceful close (EOF, then wait for the server's CLOSE), so a closer
+ * thread runs it with a short bound while the caller keeps reading (and
+ * discarding): a command that is about to finish still reports its exit
+ * status; one that would run forever is cut off when the bound tears the
+ * connection down (the server then closes its pipes, exit status 255).
+ * (A "signal" request with PIPE is not used: OpenSSH's sshd refuses it.)
+ */
+static bool stdout_broke(struct session *s, pthread_t *closer)
+{
+    int nul = open("/dev/null", O_WRONLY);
+    if (nul >= 0) {
+        dup2(nul, STDOUT_FILENO);
+        close(nul);
+    } else {
+        close(STDOUT_FILENO);
+    }
+    if (pthread_create(closer, NULL, closer_main, s) != 0) {
+        (void)sshflow_close_timeout(s->f, 0, NULL); /* no thread: tear down now */
+        return false;
+    }
+    return true;
+}
+
 /* Local number of an RFC 4254 s6.10 signal name, or 0. */
 static int signal_number(const char *name)
 {
@@ -1036,7 +1082,7 @@ static int signal_number(const char *name)
 }
 
 /* Turn the remote command's end into our exit code, with ssh's messages. */
-static int exit_code_of(struct logctx *lc, const sshflow_exit *ex)
+static int exit_code_of(struct logctx *lc, const sshflow_exit *ex, bool quiet_sigpipe)
 {
     switch (ex->kind) {
     case SSHFLOW_EXIT_STATUS:
@@ -1052,6 +1098,10 @@ static int exit_code_of(struct logctx *lc, const sshflow_exit *ex)
         sanitize(name, sizeof(name), raw);
         sanitize(msg, sizeof(msg), ex->message);
         int sig = signal_number(name);
+        if (sig == SIGPIPE && quiet_sigpipe) {
+            debug(lc, "remote command killed by SIGPIPE after our stdout closed");
+            return 128 + sig;
+        }
         say(lc, "sshflow: ", "remote command killed by signal SIG%s%s%s%s%s", name,
             ex->core_dumped ? " (core dumped)" : "", msg[0] != '\0' ? ": " : "", msg,
             sig == 0 ? " (unknown signal name; exit status 255)" : "");
@@ -1112,7 +1162,9 @@ static int run_session(struct logctx *lc, sshflow_flow *f, bool pty_local, bool 
     }
 
     /* channel stdout -> fd 1 */
-    bool out_ok = true;
+    bool stdout_broken = false;
+    bool have_closer = false;
+    pthread_t closer;
     ssize_t n;
     for (;;) {
         memset(&err, 0, sizeof(err));
@@ -1120,25 +1172,20 @@ static int run_session(struct logctx *lc, sshflow_flow *f, bool pty_local, bool 
         if (n <= 0) {
             break;
         }
-        if (out_ok && write_all(STDOUT_FILENO, s->outbuf, (size_t)n) != 0) {
-            /*
-             * As ssh: stop writing, close our stdout, and keep draining the
-             * channel (discarding) so that the remote command can finish
-             * and its exit status arrives.
-             */
-            debug(lc, "write stdout: %s; discarding further output", strerror(errno));
-            out_ok = false;
-            int nul = open("/dev/null", O_WRONLY);
-            if (nul >= 0) {
-                dup2(nul, STDOUT_FILENO);
-                close(nul);
-            } else {
-                close(STDOUT_FILENO);
-            }
+        if (stdout_broken) {
+            continue; /* draining, see below */
+        }
+        if (write_all(STDOUT_FILENO, s->outbuf, (size_t)n) != 0) {
+            debug(lc, "write stdout: %s; closing the channel", strerror(errno));
+            stdout_broken = true;
+            have_closer = stdout_broke(s, &closer);
         }
     }
 
-    if (n < 0) {
+    if (have_closer) {
+        pthread_join(closer, NULL);
+    }
+    if (n < 0 && !stdout_broken) {
         /* The connection broke (or the server misbehaved). */
         if (raw) {
             tcsetattr(STDIN_FILENO, TCSADRAIN, &saved);
@@ -1152,7 +1199,10 @@ static int run_session(struct logctx *lc, sshflow_flow *f, bool pty_local, bool 
         goto out;
     }
 
-    /* stdout EOF: let stderr drain to its EOF too, then a bounded close. */
+    /*
+     * stdout EOF (or, with a broken stdout, the end of the drain): let
+     * stderr drain to its end too, then the bounded close.
+     */
     pthread_join(stderr_thread, NULL);
     have_stderr_thread = false;
     memset(&err, 0, sizeof(err));
@@ -1173,7 +1223,12 @@ static int run_session(struct logctx *lc, sshflow_flow *f, bool pty_local, bool 
     if (sshflow_exit_info(f, &ex) != 0) {
         ex.kind = SSHFLOW_EXIT_NONE;
     }
-    rc = exit_code_of(lc, &ex);
+    /*
+     * A remote command killed by SIGPIPE after we closed its output because
+     * our own stdout broke is the expected outcome: no message (a local
+     * pipeline is silent too), but still exit 128+SIGPIPE.
+     */
+    rc = exit_code_of(lc, &ex, stdout_broken);
 
 out:
     if (raw) {
