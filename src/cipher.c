@@ -9,7 +9,8 @@
  * state (GCM invocation counter, the CTR keystream position).
  * Must never: look at packet contents beyond the length field, do I/O,
  * allocate on the seal/open path, or release a byte of plaintext from a
- * packet whose tag did not verify.
+ * packet whose tag did not verify. A struct sf_cipher belongs to one
+ * direction and is used by one thread at a time; nothing here locks.
  *
  * Wire layout handled here (RFC 4253 s6):
  *     uint32 packet_length || byte padding_length || payload || padding
@@ -95,14 +96,14 @@ const char sf_mac_all_list[] = "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@
 
 struct sf_cipher {
     enum cipher_mode mode;
-    bool encrypt;          /* sending direction */
-    bool etm;              /* AES-CTR with an encrypt-then-MAC MAC */
-    size_t block_len;      /* padding multiple */
-    size_t tag_len;        /* bytes after the packet on the wire */
-    size_t first_len;      /* bytes needed by peek_len */
-    EVP_CIPHER_CTX *ctx;   /* ChaCha20 under K_2 (payload) / AES-GCM / AES-CTR */
-    EVP_CIPHER_CTX *hdr;   /* ChaCha20 under K_1 (length field); chacha only */
-    EVP_MAC_CTX *mac;      /* Poly1305 (rekeyed per packet) or keyed HMAC */
+    bool encrypt;               /* sending direction */
+    bool etm;                   /* AES-CTR with an encrypt-then-MAC MAC */
+    size_t block_len;           /* padding multiple */
+    size_t tag_len;             /* bytes after the packet on the wire */
+    size_t first_len;           /* bytes needed by peek_len */
+    EVP_CIPHER_CTX *ctx;        /* ChaCha20 under K_2 (payload) / AES-GCM / AES-CTR */
+    EVP_CIPHER_CTX *hdr;        /* ChaCha20 under K_1 (length field); chacha only */
+    EVP_MAC_CTX *mac;           /* Poly1305 (rekeyed per packet) or keyed HMAC */
     uint8_t gcm_iv[GCM_IV_LEN]; /* fixed field || invocation counter (big-endian) */
     /*
      * Encrypt-and-MAC receive only: peek_len decrypted the first block of
@@ -183,6 +184,25 @@ sf_cipher_free(struct sf_cipher *c)
     sf_freezero(c, sizeof(*c));
 }
 
+/*
+ * A one-entry OSSL_PARAM list (entry, end marker) built field by field
+ * rather than with OSSL_PARAM_construct_*(): a struct copy also copies the
+ * uninitialised padding after data_type, which then sits in vector
+ * registers when OpenSSL's GHASH assembly runs and makes valgrind report
+ * its tag comparison as depending on uninitialised data. The OSSL_PARAM
+ * API only reads from data for a set; the casts from const are safe.
+ */
+static void
+set_param(OSSL_PARAM p[2], const char *key, unsigned int type, void *data, size_t n)
+{
+    memset(p, 0, 2 * sizeof(p[0]));
+    p[0].key = key;
+    p[0].data_type = type;
+    p[0].data = data;
+    p[0].data_size = n;
+    p[0].return_size = OSSL_PARAM_UNMODIFIED;
+}
+
 /* A cipher context for `name` keyed with key (and iv, may be NULL). */
 static int
 new_cipher_ctx(EVP_CIPHER_CTX **out, const char *name, const uint8_t *key, const uint8_t *iv,
@@ -231,8 +251,8 @@ new_mac_ctx(EVP_MAC_CTX **out, const char *digest, const uint8_t *key, size_t ke
         goto out;
     }
     if (digest != NULL) {
-        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0);
-        params[1] = OSSL_PARAM_construct_end();
+        set_param(params, OSSL_MAC_PARAM_DIGEST, OSSL_PARAM_UTF8_STRING, (void *)digest,
+                  strlen(digest));
         if (EVP_MAC_init(ctx, key, key_len, params) != 1) {
             goto out;
         }
@@ -264,7 +284,7 @@ sf_cipher_new(struct sf_cipher **out, const struct sf_cipher_info *ci,
         goto out;
     }
     if (ci->tag_len > 0) {
-        /* AEAD: the negotiated MAC is ignored (PROTOCOL.chacha20poly1305, RFC 5647 s5.1). */
+        /* AEAD: no MAC is negotiated or used (PROTOCOL s1.6, PROTOCOL.chacha20poly1305). */
         if (mi != NULL) {
             goto out;
         }
@@ -527,10 +547,8 @@ gcm_run(struct sf_cipher *c, uint8_t *pkt, size_t len, uint8_t *tag, const uint8
     }
     r = SF_ERR_CRYPTO;
     if (want_tag != NULL) {
-        /* OSSL_PARAM wants a non-const pointer; the provider only copies from it. */
-        params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
-                                                      (void *)want_tag, AEAD_TAG_LEN);
-        params[1] = OSSL_PARAM_construct_end();
+        set_param(params, OSSL_CIPHER_PARAM_AEAD_TAG, OSSL_PARAM_OCTET_STRING, (void *)want_tag,
+                  AEAD_TAG_LEN);
         if (EVP_CIPHER_CTX_set_params(c->ctx, params) != 1) {
             goto out;
         }
@@ -542,9 +560,7 @@ gcm_run(struct sf_cipher *c, uint8_t *pkt, size_t len, uint8_t *tag, const uint8
         if (EVP_CipherFinal_ex(c->ctx, fin, &outl) != 1) {
             goto out;
         }
-        params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag,
-                                                      AEAD_TAG_LEN);
-        params[1] = OSSL_PARAM_construct_end();
+        set_param(params, OSSL_CIPHER_PARAM_AEAD_TAG, OSSL_PARAM_OCTET_STRING, tag, AEAD_TAG_LEN);
         if (EVP_CIPHER_CTX_get_params(c->ctx, params) != 1) {
             goto out;
         }

@@ -3,9 +3,10 @@
  * protocol (RFC 4253 s6): cipher plus MAC, or an AEAD.
  *
  * Constructions:
- *   chacha20-poly1305@openssh.com  (PROTOCOL.chacha20poly1305): length
- *       encrypted with K_2 (header key), payload with K_1, Poly1305 tag over
- *       the encrypted length and payload; nonce = sequence number.
+ *   chacha20-poly1305@openssh.com  (PROTOCOL.chacha20poly1305): the 64-byte
+ *       key is K_2 (first 32 bytes: payload and Poly1305 key) then K_1
+ *       (last 32: length); Poly1305 tag over the encrypted length and
+ *       payload; nonce = sequence number.
  *   aes128-gcm@openssh.com, aes256-gcm@openssh.com (RFC 5647 as OpenSSH
  *       does it): length in clear as AAD, 12-byte IV whose last 8 bytes are
  *       an invocation counter incremented after every packet, 16-byte tag.
@@ -101,7 +102,9 @@ SF_MUST_USE int sf_cipher_peek_len(struct sf_cipher *c, uint32_t seq, uint8_t *p
  * bytes as received (after sf_cipher_peek_len), tag the tag. On success pkt
  * is plaintext (length field included). On a bad tag returns SF_ERR_MAC and
  * pkt's contents are unspecified (never trust them). The tag is checked in
- * constant time, before decryption wherever the construction allows.
+ * constant time, before decryption wherever the construction allows
+ * (chacha20-poly1305 and EtM; GCM checks inside OpenSSL's final step and
+ * the output is wiped on failure; encrypt-and-MAC needs the plaintext).
  */
 SF_MUST_USE int sf_cipher_open(struct sf_cipher *c, uint32_t seq, uint8_t *pkt, size_t len,
                                const uint8_t *tag);
