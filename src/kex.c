@@ -470,6 +470,25 @@ out:
 }
 
 /*
+ * Bytes sf_buf_put_mpint() writes for this magnitude. Like the encoding
+ * itself (and every SSH implementation) it depends on how many leading zero
+ * bytes K has; RFC 4251 s5 leaves no way around that.
+ */
+static size_t
+mpint_size(const uint8_t *be, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && be[i] == 0) {
+        i++;
+    }
+    if (i == n) {
+        return 4;
+    }
+    return 4 + (n - i) + ((be[i] & 0x80) != 0 ? 1 : 0);
+}
+
+/*
  * RFC 8731 s3.1, RFC 5656 s4, RFC 4253 s8: server's half of the reply.
  *   string   Q_S   (curve25519: 32 bytes; ECDH: uncompressed point)
  * or
@@ -528,8 +547,8 @@ kex_finish(struct sf_kex_state *st, struct sf_buf *msg, struct sf_buf *hashpart,
         goto out;
     }
     used = before - sf_buf_len(msg);
-    /* Both appends or neither: an mpint of slen bytes needs at most 4 + 1 + slen. */
-    if (sf_buf_room(hashpart) < used || sf_buf_room(k_out) < 5 + slen) {
+    /* Both appends or neither (short of an allocation failure growing k_out). */
+    if (sf_buf_room(hashpart) < used || sf_buf_room(k_out) < mpint_size(secret, slen)) {
         r = SF_ERR_NO_SPACE;
         goto out;
     }
@@ -620,6 +639,15 @@ sf_kex_method_find(const char *name, size_t n)
 
 /* ------------------------------------------------- hash and derivation */
 
+/* A fixed-size digest that fits EVP_MAX_MD_SIZE; XOFs (SHAKE) are not hashes for SSH. */
+static bool
+md_usable(const EVP_MD *md)
+{
+    int size = EVP_MD_get_size(md);
+
+    return size > 0 && size <= EVP_MAX_MD_SIZE && (EVP_MD_get_flags(md) & EVP_MD_FLAG_XOF) == 0;
+}
+
 int
 sf_kex_hash(const char *hash, const uint8_t *data, size_t len, uint8_t *out, size_t *outlen)
 {
@@ -637,8 +665,8 @@ sf_kex_hash(const char *hash, const uint8_t *data, size_t len, uint8_t *out, siz
         r = SF_ERR_UNSUPPORTED;
         goto out;
     }
-    if (EVP_MD_get_size(md) <= 0 || EVP_MD_get_size(md) > EVP_MAX_MD_SIZE) {
-        r = SF_ERR_UNSUPPORTED; /* XOFs have no fixed size */
+    if (!md_usable(md)) {
+        r = SF_ERR_UNSUPPORTED;
         goto out;
     }
     if (EVP_Digest(data != NULL ? data : (const uint8_t *)"", len, out, &n, md, NULL) != 1) {
@@ -684,7 +712,7 @@ sf_kex_derive(const char *hash, const uint8_t *k_mpint, size_t k_len, const uint
         r = SF_ERR_UNSUPPORTED;
         goto out;
     }
-    if (EVP_MD_get_size(md) <= 0 || EVP_MD_get_size(md) > EVP_MAX_MD_SIZE) {
+    if (!md_usable(md)) {
         r = SF_ERR_UNSUPPORTED;
         goto out;
     }

@@ -48,7 +48,7 @@ extern const char sf_kex_default_list[];
 extern const char sf_kex_all_list[];
 
 /*
- * Digest of the concatenation of the readable bytes of data (one call).
+ * One-shot digest of data[0..len) with the named hash.
  * out must hold EVP_MAX_MD_SIZE (64) bytes; *outlen gets the length.
  */
 SF_MUST_USE int sf_kex_hash(const char *hash, const uint8_t *data, size_t len, uint8_t *out,

@@ -14,10 +14,16 @@ matters:
   * X25519 / ECDH use the python `cryptography` package.
 
 Usage: python3 check/vectors/gen_kex_vectors.py > /tmp/vectors.txt
+(a few minutes: the X25519 search for two leading zero bytes tries ~65k keys).
+Paste the output between the "generated" markers in check/check_kex.c.
 """
 
+import contextlib
 import hashlib
+import io
 import random
+import re
+import sys
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -192,16 +198,16 @@ def x25519_vectors():
     # RFC 7748 s5.2 and s6.1, checked here against `cryptography`.
     a = bytes.fromhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
     u = bytes.fromhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
-    print("static const char rfc7748_52_out1[] = \"%s\";" % h(x25519_raw(a, u)))
+    print("static const char rfc7748_52_out1[] =\n    \"%s\";" % h(x25519_raw(a, u)))
     a = bytes.fromhex("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d")
     u = bytes.fromhex("e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493")
-    print("static const char rfc7748_52_out2[] = \"%s\";" % h(x25519_raw(a, u)))
+    print("static const char rfc7748_52_out2[] =\n    \"%s\";" % h(x25519_raw(a, u)))
     k = u = (9).to_bytes(32, "little")
     for i in range(1000):
         k, u = x25519_raw(k, u), k
         if i == 0:
-            print("static const char rfc7748_iter1[] = \"%s\";" % h(k))
-    print("static const char rfc7748_iter1000[] = \"%s\";" % h(k))
+            print("static const char rfc7748_iter1[] =\n    \"%s\";" % h(k))
+    print("static const char rfc7748_iter1000[] =\n    \"%s\";" % h(k))
 
     # Fixed client key, server keys searched for interesting K encodings.
     cpriv = hashlib.sha256(b"sshflow x25519 client").digest()
@@ -300,7 +306,16 @@ def ecdh_vectors():
     print("};")
 
 
-if __name__ == "__main__":
+def wrap_hex(text, width=64):
+    """Split long hex string literals so the C file stays within 100 columns."""
+    def split(m):
+        hx = m.group(1)
+        parts = [hx[i:i + width] for i in range(0, len(hx), width)]
+        return '"' + '"\n    "'.join(parts) + '"'
+    return re.sub(r'"([0-9a-f]{%d,})"' % (width + 1), split, text)
+
+
+def main():
     derive_vectors()
     print()
     x25519_vectors()
@@ -308,3 +323,10 @@ if __name__ == "__main__":
     ecdh_vectors()
     print()
     dh_vectors()
+
+
+if __name__ == "__main__":
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main()
+    sys.stdout.write(wrap_hex(buf.getvalue()))
