@@ -35,7 +35,7 @@
 #define DIR_PREFIX "sf-sshd-"
 #define CACHE_PREFIX "sf-sshkeys-"
 #define START_TIMEOUT_MS 10000 /* one sshd start: until it accepts */
-#define STOP_TIMEOUT_MS 3000   /* SIGTERM -> SIGKILL */
+#define STOP_TIMEOUT_MS 3000   /* reaping a killed sshd */
 #define KEYGEN_TIMEOUT_MS 60000
 #define QUERY_TIMEOUT_MS 10000
 #define START_TRIES 8          /* port collisions */
@@ -249,7 +249,7 @@ close_from3(void)
  * FD_INHERIT allowed). Only async-signal-safe calls between fork and exec.
  */
 static pid_t
-spawn_raw(char *const argv[], int fd0, int fd1, int fd2, bool new_pgrp)
+spawn_raw(char *const argv[], int fd0, int fd1, int fd2)
 {
     pid_t parent = getpid();
     pid_t pid;
@@ -267,9 +267,6 @@ spawn_raw(char *const argv[], int fd0, int fd1, int fd2, bool new_pgrp)
         /* Die with the (main thread of the) test process. */
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
             _exit(126);
-        }
-        if (new_pgrp) {
-            (void) setpgid(0, 0);
         }
         for (i = 0; i < 3; i++) {
             int fd = fds[i];
@@ -409,7 +406,7 @@ sf_test_spawn(char *const argv[], int *to_fd, int *from_fd)
         }
     }
     pid = spawn_raw(argv, to_fd != NULL ? in[0] : FD_DEVNULL, from_fd != NULL ? out[1] : FD_DEVNULL,
-                    FD_INHERIT, false);
+                    FD_INHERIT);
     if (pid < 0) {
         goto out;
     }
@@ -474,7 +471,7 @@ sf_test_run(char *const argv[], const char *input, char *out, size_t outsz, char
     if (make_pipe(in_p) != 0 || make_pipe(out_p) != 0 || make_pipe(err_p) != 0) {
         goto out;
     }
-    pid = spawn_raw(argv, in_p[0], out_p[1], err_p[1], false);
+    pid = spawn_raw(argv, in_p[0], out_p[1], err_p[1]);
     if (pid < 0) {
         goto out;
     }
@@ -669,9 +666,14 @@ freeze_tree(pid_t root, pid_t *pids, size_t max)
     return n;
 }
 
-/* Kill root's whole tree; reap root (our child). graceful: SIGTERM first. */
+/*
+ * Kill root's whole tree with SIGKILL and reap root (our child). Everything
+ * is frozen first, so nothing can fork while we look. No SIGTERM for the
+ * listener: while handling it, sshd may still accept a queued connection and
+ * fork a child we could no longer find once the listener is gone.
+ */
 static void
-end_tree(pid_t root, bool graceful)
+end_tree(pid_t root)
 {
     static pid_t pids[TREE_MAX];
     size_t n, i;
@@ -681,27 +683,10 @@ end_tree(pid_t root, bool graceful)
         return;
     }
     n = freeze_tree(root, pids, TREE_MAX);
-    if (graceful) {
-        for (i = 0; i < n; i++) {
-            (void) kill(pids[i], SIGTERM);
-            (void) kill(pids[i], SIGCONT);
-        }
-        if (wait_until(root, now_ms() + STOP_TIMEOUT_MS, &st) != 0) {
-            root = -1; /* reaped, or not our child */
-        }
+    for (i = 0; i < n; i++) {
+        (void) kill(pids[i], SIGKILL);
     }
-    for (i = 1; i < n; i++) {
-        pid_t ppid = 0;
-        char state = 0;
-
-        if (proc_stat(pids[i], &ppid, &state) == 0 && state != 'Z') {
-            (void) kill(pids[i], SIGKILL);
-        }
-    }
-    if (root > 0) {
-        (void) kill(root, SIGKILL);
-        (void) wait_until(root, now_ms() + STOP_TIMEOUT_MS, &st);
-    }
+    (void) wait_until(root, now_ms() + STOP_TIMEOUT_MS, &st);
 }
 
 /* ---- registry of running servers, for the atexit clean-up ---- */
@@ -727,7 +712,7 @@ cleanup_at_exit(void)
         if (registry[i].owner != me) {
             continue; /* inherited through fork: the parent's to clean */
         }
-        end_tree(registry[i].sshd, false);
+        end_tree(registry[i].sshd);
         rm_tree(registry[i].dir);
         memset(&registry[i], 0, sizeof(registry[i]));
     }
@@ -854,7 +839,7 @@ keygen_batch(const char *dir, const struct keyspec *k, size_t n)
         argv[a++] = (char *) "-f";
         argv[a++] = path;
         argv[a] = NULL;
-        pids[i] = spawn_raw(argv, FD_DEVNULL, FD_DEVNULL, FD_INHERIT, false);
+        pids[i] = spawn_raw(argv, FD_DEVNULL, FD_DEVNULL, FD_INHERIT);
         if (pids[i] < 0) {
             pids[i] = 0;
             rc = -1;
@@ -1269,11 +1254,14 @@ free_port(void)
     return port;
 }
 
+/* Does 127.0.0.1:port accept and send an SSH banner within timeout_ms? */
 static bool
-accepts(uint16_t port)
+speaks_ssh(uint16_t port, int timeout_ms)
 {
     struct sockaddr_in a;
-    bool ok;
+    struct pollfd p;
+    char buf[256];
+    ssize_t n;
     int fd;
 
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1284,9 +1272,17 @@ accepts(uint16_t port)
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
+    if (connect(fd, (struct sockaddr *) &a, sizeof(a)) != 0) {
+        close(fd);
+        return false;
+    }
+    /* Waiting for the banner also means sshd has accepted (and forked for) us. */
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    n = poll(&p, 1, timeout_ms) == 1 ? read(fd, buf, sizeof(buf)) : -1;
     close(fd);
-    return ok;
+    return n >= 8 && memcmp(buf, "SSH-2.0-", 8) == 0;
 }
 
 static off_t
@@ -1319,9 +1315,25 @@ log_since(const char *path, off_t from, char *buf, size_t bufsz)
 }
 
 /*
+ * Wait (at most 2 s) until the listener has no child left: then the process
+ * that served our readiness probe has logged its last line, and a test that
+ * reads the log from "now" on never sees the probe.
+ */
+static void
+quiesce(pid_t listener)
+{
+    static pid_t pids[TREE_MAX];
+    long long deadline = now_ms() + 2000;
+
+    while (collect_tree(listener, pids, TREE_MAX) > 1 && now_ms() < deadline) {
+        sleep_ms(5);
+    }
+}
+
+/*
  * Start `sshd -D` with s->config and wait until it listens: its PidFile
- * names it (written after the listen sockets are bound) and a TCP connect
- * succeeds. 0 = up, 1 = its port was taken (retry elsewhere), -1 = failed.
+ * names it (written after the listen sockets are bound) and a connection
+ * gets an SSH banner. 0 = up, 1 = its port was taken (retry elsewhere), -1 = failed.
  */
 static int
 launch(struct sf_test_sshd *s)
@@ -1338,7 +1350,7 @@ launch(struct sf_test_sshd *s)
         return -1;
     }
     (void) unlink(pidfile);
-    pid = spawn_raw(argv, FD_DEVNULL, FD_DEVNULL, FD_INHERIT, false);
+    pid = spawn_raw(argv, FD_DEVNULL, FD_DEVNULL, FD_INHERIT);
     if (pid < 0) {
         return -1;
     }
@@ -1354,7 +1366,9 @@ launch(struct sf_test_sshd *s)
                 text);
             return -1;
         }
-        if (read_file(pidfile, text, sizeof(text)) > 0 && atol(text) == (long) pid && accepts(s->port)) {
+        if (read_file(pidfile, text, sizeof(text)) > 0 && atol(text) == (long) pid &&
+            speaks_ssh(s->port, 2000)) {
+            quiesce(pid);
             s->pid = pid;
             reg_set(s->dir, pid);
             return 0;
@@ -1364,7 +1378,7 @@ launch(struct sf_test_sshd *s)
         }
         sleep_ms(10);
     }
-    end_tree(pid, false);
+    end_tree(pid);
     log_since(s->log, log_from, text, sizeof(text));
     say("sshd did not accept connections on 127.0.0.1:%u within %d ms; its log:\n%s",
         (unsigned) s->port, START_TIMEOUT_MS, text);
@@ -1518,7 +1532,7 @@ void
 sf_test_sshd_stop(struct sf_test_sshd *s)
 {
     if (s->pid > 0) {
-        end_tree(s->pid, true);
+        end_tree(s->pid);
         s->pid = 0;
     }
     if (s->dir[0] != '\0') {
@@ -1533,7 +1547,7 @@ void
 sf_test_sshd_kill_all(struct sf_test_sshd *s)
 {
     if (s->pid > 0) {
-        end_tree(s->pid, false);
+        end_tree(s->pid);
         s->pid = 0;
         if (s->dir[0] != '\0') {
             reg_set(s->dir, 0);
@@ -1563,7 +1577,7 @@ sf_test_sshd_rotate_hostkeys(struct sf_test_sshd *s)
         return -1;
     }
     if (s->pid > 0) {
-        end_tree(s->pid, true);
+        end_tree(s->pid);
         s->pid = 0;
         reg_set(s->dir, 0);
     }

@@ -65,15 +65,21 @@ struct sf_test_sshd {
 /*
  * Optional: generate the process-wide key cache now. Call it from main()
  * before srunner_run_all() so that Check's forked test processes inherit the
- * keys instead of each generating its own (saves ~1 s per test). The cache is
- * removed when this process exits. Returns 0 or -1 with a message on stderr.
+ * keys instead of each generating its own (RSA 3072: 1-4 s). The cache is
+ * removed when this process exits. With SSHFLOW_TEST_KEYCACHE=DIR in the
+ * environment (scripts/test.sh sets it) the keys live in DIR/sf-sshkeys-v1
+ * instead, shared by all test programs and kept. sf_test_sshd_start calls
+ * this itself when needed. Returns 0 or -1 with a message on stderr.
  */
 int sf_test_sshd_init(void);
 
 /*
  * Create keys and config (extra_config, may be NULL, is a block of
  * sshd_config lines) and start `sshd -D -e -f CONFIG -E LOG` on a free
- * 127.0.0.1 port; wait (bounded, 10 s) until it accepts TCP connections.
+ * 127.0.0.1 port; wait (bounded, 10 s) until it answers a connection with
+ * an SSH banner, and until the process that served that probe has exited (so
+ * the log holds nothing more about it: log offsets taken after start are
+ * clean).
  *
  * sshd keeps the first value it reads for a keyword, so the harness leaves
  * out each of its default lines whose keyword extra_config sets (before any
@@ -81,15 +87,18 @@ int sf_test_sshd_init(void);
  * overrides, and a Match block in it stays last. The defaults enable all
  * algorithms the client must test (every name `ssh -Q` knows, others are left
  * out), password and publickey auth, root login, AcceptEnv LANG LC_* SF_*,
- * internal-sftp, LogLevel VERBOSE.
+ * internal-sftp, LogLevel VERBOSE, MaxStartups 100, MaxSessions 10, and
+ * SetEnv SHLVL=1 (so bash does not source the login user's ~/.bashrc, which
+ * is slow here and could print into command output).
  * Returns 0 or -1 with a message on stderr (s is then stopped and cleaned).
  */
 int sf_test_sshd_start(struct sf_test_sshd *s, const char *extra_config);
 
 /*
- * Stop it: SIGKILL the per-connection processes, SIGTERM the listener,
- * SIGKILL after 3 s, reap; remove the directory. Safe twice, and safe on a
- * zeroed struct.
+ * Stop it: freeze (SIGSTOP) sshd and all its descendants, SIGKILL them, reap
+ * the listener (bounded, 3 s); remove the directory. Safe twice, and safe on
+ * a zeroed struct. (No SIGTERM: a listener handling SIGTERM may still accept
+ * a queued connection and fork a child that nothing could then find.)
  */
 void sf_test_sshd_stop(struct sf_test_sshd *s);
 
@@ -97,6 +106,7 @@ void sf_test_sshd_stop(struct sf_test_sshd *s);
  * Kill sshd and all its descendants (per-connection and session processes)
  * with SIGKILL, and reap the listener: for "server dies mid-transfer" tests.
  * The directory stays (logs remain readable); sf_test_sshd_stop still cleans.
+ * Established connections see their TCP connection closed.
  */
 void sf_test_sshd_kill_all(struct sf_test_sshd *s);
 
@@ -148,10 +158,11 @@ pid_t sf_test_spawn(char *const argv[], int *to_fd, int *from_fd);
 int sf_test_wait(pid_t pid, int timeout_ms);
 
 /*
- * Run argv[0] (absolute path) with argv, feeding it `input` (may be NULL:
- * empty stdin) and capturing stdout into out[outsz] and stderr into
- * err[errsz] (each NUL-terminated and truncated to fit; either may be NULL to
- * discard). Bounded by timeout_ms (killed after it). Returns as sf_test_wait.
+ * Run argv[0] (absolute path) with argv, feeding it the NUL-terminated
+ * string `input` (may be NULL: empty stdin) and capturing stdout into
+ * out[outsz] and stderr into err[errsz] (each NUL-terminated and truncated to
+ * fit; either may be NULL to discard). Bounded by timeout_ms (killed after
+ * it). SIGPIPE is ignored while it runs. Returns as sf_test_wait.
  */
 int sf_test_run(char *const argv[], const char *input, char *out, size_t outsz, char *err,
                 size_t errsz, int timeout_ms);
