@@ -525,8 +525,11 @@ int sf_conn_next(struct sf_conn *c, uint8_t *type, struct sf_buf *msg)
         if ((r = sf_buf_get_u8(msg, &t)) != 0) {
             return sf_conn_fail(c, SF_ERR_BAD_FORMAT, "empty packet");
         }
-        /* Strict KEX: nothing but key exchange messages during the first exchange. */
-        if (c->initial_kex && c->strict && !is_kex_msg(t)) {
+        /*
+         * Strict KEX: nothing but key exchange messages during the first
+         * exchange. DISCONNECT ends the connection anyway; keep its reason.
+         */
+        if (c->initial_kex && c->strict && !is_kex_msg(t) && t != SSH_MSG_DISCONNECT) {
             sf_conn_disconnect(c, SSH_DISCONNECT_PROTOCOL_ERROR, "strict KEX violation");
             return sf_conn_fail(c, SF_ERR_PROTOCOL,
                                 "strict key exchange: unexpected message %u during the first exchange", t);
