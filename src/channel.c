@@ -516,6 +516,7 @@ bad:
 struct chan_flow {
     struct sf_chan *ch;
     bool torn_down;   /* under mu */
+    bool closing;     /* under mu: close() started; blocked writers give up */
     bool shut;        /* EOF sent (shutdown or close); under write_mu */
 };
 
@@ -603,10 +604,10 @@ static int write_locked(struct chan_flow *cf, const uint8_t *p, size_t len, sshf
         struct data_fill d;
         pthread_mutex_lock(&c->mu);
         while (ch->remote_window == 0 && !ch->close_rcvd && !cf->shut && c->err_code == 0 &&
-               !ch->aborted) {
+               !ch->aborted && !cf->closing) {
             pthread_cond_wait(&c->cv, &c->mu);
         }
-        if (cf->shut || ch->close_rcvd || cf->torn_down || ch->aborted) {
+        if (cf->shut || ch->close_rcvd || cf->torn_down || ch->aborted || cf->closing) {
             pthread_mutex_unlock(&c->mu);
             return sf_err_set(err, SF_ERR_CLOSED, "the channel is closed for writing");
         }
@@ -657,30 +658,63 @@ static int cf_writev(void *ctx, const struct iovec *iov, int iovcnt, sshflow_err
     return r;
 }
 
-static int cf_shutdown(void *ctx, sshflow_error *err)
+/* Send EOF once; write_mu held so it follows the last write. */
+static int shutdown_locked(struct chan_flow *cf, sshflow_error *err)
 {
-    struct chan_flow *cf = ctx;
     struct sf_chan *ch = cf->ch;
     struct sf_conn *c = ch->conn;
     int r = 0;
 
-    pthread_mutex_lock(&c->write_mu);
-    if (!cf->shut) {
-        pthread_mutex_lock(&c->mu);
-        cf->shut = true;
-        bool send = !ch->eof_sent && !ch->close_sent && !cf->torn_down && c->err_code == 0;
-        ch->eof_sent = true;
-        uint32_t rid = ch->remote_id;
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        if (send && (r = send_simple(c, SSH_MSG_CHANNEL_EOF, rid, SF_SEND_DATA)) != 0) {
-            pthread_mutex_lock(&c->mu);
-            r = app_error_locked(c, err);
-            pthread_mutex_unlock(&c->mu);
-        }
+    if (cf->shut) {
+        return 0;
     }
+    pthread_mutex_lock(&c->mu);
+    cf->shut = true;
+    bool send = !ch->eof_sent && !ch->close_sent && !cf->torn_down && c->err_code == 0;
+    ch->eof_sent = true;
+    uint32_t rid = ch->remote_id;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (send && (r = send_simple(c, SSH_MSG_CHANNEL_EOF, rid, SF_SEND_DATA)) != 0) {
+        pthread_mutex_lock(&c->mu);
+        r = app_error_locked(c, err);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return r;
+}
+
+static int cf_shutdown(void *ctx, sshflow_error *err)
+{
+    struct chan_flow *cf = ctx;
+    struct sf_conn *c = cf->ch->conn;
+
+    pthread_mutex_lock(&c->write_mu);
+    int r = shutdown_locked(cf, err);
     pthread_mutex_unlock(&c->write_mu);
     return r;
+}
+
+/* Take write_mu within the bound (< 0: without bound, 0: only if free now). */
+static bool lock_writes(struct sf_conn *c, int timeout_ms, uint64_t deadline)
+{
+    if (timeout_ms < 0) {
+        pthread_mutex_lock(&c->write_mu);
+        return true;
+    }
+    if (timeout_ms == 0) {
+        return pthread_mutex_trylock(&c->write_mu) == 0;
+    }
+    uint64_t now = sf_now_ms();
+    uint64_t left = deadline > now ? deadline - now : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* pthread_mutex_timedlock's clock */
+    ts.tv_sec += (time_t)(left / 1000);
+    ts.tv_nsec += (long)((left % 1000) * 1000000);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(&c->write_mu, &ts) == 0;
 }
 
 static int cf_close_timeout(void *ctx, int timeout_ms, sshflow_error *err)
@@ -692,14 +726,21 @@ static int cf_close_timeout(void *ctx, int timeout_ms, sshflow_error *err)
     int r = 0;
 
     pthread_mutex_lock(&c->mu);
-    bool done = cf->torn_down;
-    pthread_mutex_unlock(&c->mu);
-    if (done) {
+    if (cf->torn_down) {
+        pthread_mutex_unlock(&c->mu);
         return 0;
     }
-    (void)cf_shutdown(cf, NULL);
-    pthread_mutex_lock(&c->mu);
+    /* Writers blocked waiting for window give up (CLOSED), so EOF can follow them. */
+    cf->closing = true;
     c->closing = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    /* A writer inside a packet write finishes it; within the bound, or teardown ends it. */
+    if (lock_writes(c, timeout_ms, deadline)) {
+        (void)shutdown_locked(cf, NULL);
+        pthread_mutex_unlock(&c->write_mu);
+    }
+    pthread_mutex_lock(&c->mu);
     while (!ch->close_rcvd && c->err_code == 0 && timeout_ms != 0) {
         if (wait_until(c, deadline)) {
             break;

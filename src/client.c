@@ -547,6 +547,49 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/*
+ * The time-based re-key (RekeyLimit's second value): the reader thread only
+ * wakes for packets, so an idle connection needs a clock. Sleeps on cv until
+ * the limit after the last completed exchange, then starts one.
+ */
+static void *timer_main(void *arg)
+{
+    struct sf_conn *c = arg;
+    unsigned started_for = 0; /* kex_done when we last started one */
+
+    pthread_mutex_lock(&c->mu);
+    while (c->phase == SF_PHASE_READY && !c->closing) {
+        uint64_t deadline = c->kex_done_ms + c->cfg.rekey_seconds * 1000;
+        if (c->kex_done != started_for && sf_now_ms() >= deadline) {
+            started_for = c->kex_done;
+            pthread_mutex_unlock(&c->mu);
+            sf_log("re-keying (time limit)");
+            if (sf_kex_start(c) != 0) {
+                sf_log("time-based re-key failed to start"); /* sticky: the loop ends */
+            }
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        if (c->kex_done == started_for) {
+            /* Our exchange is under way: wait for it to complete. */
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t left = deadline - sf_now_ms();
+        ts.tv_sec += (time_t)(left / 1000);
+        ts.tv_nsec += (long)((left % 1000) * 1000000);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
 void sf_conn_teardown(struct sf_conn *c, bool graceful)
 {
     if (graceful) {
@@ -555,7 +598,10 @@ void sf_conn_teardown(struct sf_conn *c, bool graceful)
     pthread_mutex_lock(&c->mu);
     c->closing = true;
     bool join = c->reader_started;
+    bool join_timer = c->timer_started;
     c->reader_started = false;
+    c->timer_started = false;
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     sf_flow_abort(c->flow);
     /* Writers waiting for a key exchange, and readers, must not wait any more. */
@@ -565,6 +611,9 @@ void sf_conn_teardown(struct sf_conn *c, bool graceful)
     pthread_mutex_unlock(&c->send_mu);
     if (join) {
         pthread_join(c->reader, NULL);
+    }
+    if (join_timer) {
+        pthread_join(c->timer, NULL);
     }
     pthread_mutex_lock(&c->mu);
     if (c->err_code == 0) {
@@ -717,6 +766,16 @@ SSHFLOW_API sshflow_flow *sshflow_client_of_flow(sshflow_flow *transport, const 
         return NULL;
     }
     sshflow_hostauth_free(owned_auth);
+    if (c->cfg.rekey_seconds > 0) {
+        if (pthread_create(&c->timer, NULL, timer_main, c) != 0) {
+            sf_err_set(err, SF_ERR_NOMEM, "cannot start the re-key timer thread");
+            destroy(c);
+            return NULL;
+        }
+        pthread_mutex_lock(&c->mu);
+        c->timer_started = true;
+        pthread_mutex_unlock(&c->mu);
+    }
     if ((r = sf_chan_make_flow(c, &out)) != 0) {
         sf_err_set(err, r, "out of memory");
         destroy(c);

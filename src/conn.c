@@ -202,7 +202,7 @@ int sf_conn_send(struct sf_conn *c, const uint8_t *payload, size_t len, int kind
     int r = 0;
 
     pthread_mutex_lock(&c->send_mu);
-    if (kind != SF_SEND_KEX && !c->kex_active && !c->send_dead && sf_kex_due(c)) {
+    if (kind != SF_SEND_KEX && !c->kex_active && !c->peer_kex && !c->send_dead && sf_kex_due(c)) {
         r = sf_kex_send_kexinit_locked(c);
     }
     if (r == 0 && kind == SF_SEND_DATA) {
@@ -234,7 +234,7 @@ int sf_conn_send_with(struct sf_conn *c, int (*fill)(void *arg, struct sf_buf *b
     int r = 0;
 
     pthread_mutex_lock(&c->send_mu);
-    if (!c->kex_active && !c->send_dead && sf_kex_due(c)) {
+    if (!c->kex_active && !c->peer_kex && !c->send_dead && sf_kex_due(c)) {
         r = sf_kex_send_kexinit_locked(c);
     }
     while (r == 0 && c->kex_active && !c->send_dead) {
@@ -350,6 +350,9 @@ int sf_conn_version_exchange(struct sf_conn *c)
         }
         size_t len = (size_t)(nl - start);
         size_t consumed = len + 1;
+        if (memchr(start, '\0', len) != NULL) {
+            return sf_conn_fail(c, SF_ERR_PROTOCOL, "server sent a NUL byte before its version");
+        }
         if (len > 0 && start[len - 1] == '\r') {
             len--;
         }
@@ -361,9 +364,6 @@ int sf_conn_version_exchange(struct sf_conn *c)
             }
             memcpy(c->v_s, start, len);
             c->v_s[len] = '\0';
-            if (strlen(c->v_s) != len) {
-                return sf_conn_fail(c, SF_ERR_PROTOCOL, "NUL in the server's version line");
-            }
             if (strncmp(c->v_s, "SSH-2.0-", 8) != 0 && strncmp(c->v_s, "SSH-1.99-", 9) != 0) {
                 return sf_conn_fail(c, SF_ERR_PROTOCOL,
                                     "server speaks an unsupported protocol version: %.64s",
@@ -495,6 +495,13 @@ int sf_conn_next(struct sf_conn *c, uint8_t *type, struct sf_buf *msg)
     *type = 0;
     for (;;) {
         uint32_t seq = c->tp.rx.seq;
+        /* A failure seen by any thread ends reading: nothing after it is trusted. */
+        pthread_mutex_lock(&c->mu);
+        r = c->err_code;
+        pthread_mutex_unlock(&c->mu);
+        if (r != 0) {
+            return r;
+        }
         r = sf_tp_decode(&c->tp, msg);
         if (r < 0) {
             if (r == SF_ERR_MAC) {

@@ -266,6 +266,9 @@ struct sf_conn {
     struct sf_chan *chan;
     char server_sig_algs[SF_NAMELIST_MAX]; /* from EXT_INFO */
     char desc[512];      /* negotiated algorithms, for sshflow_describe */
+    uint64_t kex_done_ms; /* when the last key exchange completed (time-based re-key) */
+    pthread_t timer;      /* re-key timer thread (time-based RekeyLimit) */
+    bool timer_started;
 
     /* --- owned by the reader thread (no lock) --- */
     char v_c[SF_VERSION_LINE_MAX + 1], v_s[SF_VERSION_LINE_MAX + 1]; /* without CR LF */
@@ -293,6 +296,7 @@ struct sf_conn {
     struct sf_tp tp;             /* tx half under send_mu; rx half reader-owned */
     bool kex_active;             /* our KEXINIT sent, our NEWKEYS not yet */
     bool tx_rekeyable;           /* our first NEWKEYS went out: byte limits apply */
+    bool peer_kex;               /* the server's KEXINIT arrived, its NEWKEYS not yet */
     struct sf_buf i_c;           /* our KEXINIT payload of the current exchange */
     struct sf_buf deferred;      /* control payloads held during kex: u32 len || payload ... */
     bool send_dead;              /* transport write failed or DISCONNECT sent */

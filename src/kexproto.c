@@ -113,9 +113,13 @@ int sf_kex_send_kexinit_locked(struct sf_conn *c)
 
 int sf_kex_start(struct sf_conn *c)
 {
-    int r;
+    int r = 0;
     pthread_mutex_lock(&c->send_mu);
-    r = c->send_dead ? SF_ERR_CLOSED : sf_kex_send_kexinit_locked(c);
+    if (c->send_dead) {
+        r = SF_ERR_CLOSED;
+    } else if (!c->peer_kex) { /* an exchange the server started is still running */
+        r = sf_kex_send_kexinit_locked(c);
+    }
     pthread_mutex_unlock(&c->send_mu);
     if (r != 0) {
         return sf_conn_fail(c, r, "starting a key exchange failed: %s", sf_err_str(r));
@@ -280,6 +284,7 @@ static int recv_kexinit(struct sf_conn *c, struct sf_buf *m)
     /* Our KEXINIT (if the server started), then our method's first message. */
     pthread_mutex_lock(&c->send_mu);
     r = c->send_dead ? SF_ERR_CLOSED : sf_kex_send_kexinit_locked(c);
+    c->peer_kex = true;
     pthread_mutex_unlock(&c->send_mu);
     if (r != 0) {
         return sf_conn_fail(c, r, "sending KEXINIT failed");
@@ -516,8 +521,12 @@ static int recv_newkeys(struct sf_conn *c, struct sf_buf *m)
     c->srv_kexinit = false;
     c->initial_kex = false;
     c->kex_started_ms = sf_now_ms();
+    pthread_mutex_lock(&c->send_mu);
+    c->peer_kex = false;
+    pthread_mutex_unlock(&c->send_mu);
     pthread_mutex_lock(&c->mu);
     c->kex_done++;
+    c->kex_done_ms = c->kex_started_ms;
     snprintf(c->desc, sizeof(c->desc), "kex=%s hostkey=%s cipher=%s mac=%s%s", c->neg.kex->name,
              c->neg.hostkey_alg, c->neg.cipher_ctos->name,
              c->neg.mac_ctos != NULL ? c->neg.mac_ctos->name : "implicit",
