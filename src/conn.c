@@ -153,8 +153,19 @@ void sf_conn_step(struct sf_conn *c, const char *step)
     sf_log("%s", step);
 }
 
-/* Encode one payload and write it; send_mu held. */
-static int send_locked(struct sf_conn *c, const uint8_t *payload, size_t len)
+/* Copy a ready payload into the packet being built. */
+struct copy_arg {
+    const uint8_t *p;
+    size_t n;
+};
+static int fill_copy(void *arg, struct sf_buf *b)
+{
+    const struct copy_arg *a = arg;
+    return sf_buf_put_bytes(b, a->p, a->n);
+}
+
+int sf_conn_write_packet_locked(struct sf_conn *c, int (*fill)(void *arg, struct sf_buf *b),
+                                void *arg)
 {
     struct sf_buf b;
     const uint8_t *wire = NULL;
@@ -166,8 +177,7 @@ static int send_locked(struct sf_conn *c, const uint8_t *payload, size_t len)
         return SF_ERR_CLOSED;
     }
     sf_tp_begin(&c->tp, &b);
-    if ((r = sf_buf_put_bytes(&b, payload, len)) != 0 ||
-        (r = sf_tp_finish(&c->tp, &b, &wire, &wirelen)) != 0) {
+    if ((r = fill(arg, &b)) != 0 || (r = sf_tp_finish(&c->tp, &b, &wire, &wirelen)) != 0) {
         return r;
     }
     if (sf_flow_write(c->flow, wire, wirelen, &ferr) != 0) {
@@ -176,6 +186,12 @@ static int send_locked(struct sf_conn *c, const uint8_t *payload, size_t len)
         return SF_ERR_IO;
     }
     return 0;
+}
+
+static int send_locked(struct sf_conn *c, const uint8_t *payload, size_t len)
+{
+    struct copy_arg a = {payload, len};
+    return sf_conn_write_packet_locked(c, fill_copy, &a);
 }
 
 int sf_conn_flush_deferred_locked(struct sf_conn *c)
@@ -227,10 +243,6 @@ int sf_conn_send(struct sf_conn *c, const uint8_t *payload, size_t len, int kind
 
 int sf_conn_send_with(struct sf_conn *c, int (*fill)(void *arg, struct sf_buf *b), void *arg)
 {
-    struct sf_buf b;
-    const uint8_t *wire = NULL;
-    size_t wirelen = 0;
-    sshflow_error ferr = {0};
     int r = 0;
 
     pthread_mutex_lock(&c->send_mu);
@@ -240,26 +252,15 @@ int sf_conn_send_with(struct sf_conn *c, int (*fill)(void *arg, struct sf_buf *b
     while (r == 0 && c->kex_active && !c->send_dead) {
         pthread_cond_wait(&c->send_cv, &c->send_mu);
     }
-    if (r == 0 && c->send_dead) {
-        r = SF_ERR_CLOSED;
-    }
     if (r == 0) {
-        sf_tp_begin(&c->tp, &b);
-        if ((r = fill(arg, &b)) == 0 && (r = sf_tp_finish(&c->tp, &b, &wire, &wirelen)) == 0) {
-            if (sf_flow_write(c->flow, wire, wirelen, &ferr) != 0) {
-                c->send_dead = true;
-                pthread_cond_broadcast(&c->send_cv);
-                r = SF_ERR_IO;
-            }
-        }
+        r = sf_conn_write_packet_locked(c, fill, arg);
     }
     pthread_mutex_unlock(&c->send_mu);
     if (r == SF_ERR_CLOSED) {
         return r;
     }
     if (r != 0) {
-        return sf_conn_fail(c, r, "sending data failed: %s%s%s", sf_err_str(r),
-                            ferr.detail[0] ? ": " : "", ferr.detail);
+        return sf_conn_fail(c, r, "sending data failed: %s", sf_err_str(r));
     }
     return 0;
 }

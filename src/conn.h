@@ -355,6 +355,9 @@ SF_MUST_USE int sf_conn_version_exchange(struct sf_conn *c);
 /* Record the handshake step (for timeout messages). */
 void sf_conn_step(struct sf_conn *c, const char *step);
 
+/* conn.c: build a packet with fill() and write it, no gating; send_mu held. */
+SF_MUST_USE int sf_conn_write_packet_locked(struct sf_conn *c,
+                                            int (*fill)(void *arg, struct sf_buf *b), void *arg);
 /* conn.c: send what was deferred during a key exchange; send_mu held. */
 SF_MUST_USE int sf_conn_flush_deferred_locked(struct sf_conn *c);
 /* kexproto.c: build and send our KEXINIT unless one is out; send_mu held. */

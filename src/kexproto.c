@@ -63,6 +63,18 @@ static int put_list(struct sf_buf *b, const char *list, const char *extra)
     return sf_buf_close_string(b, &m);
 }
 
+static int put_copy(void *arg, struct sf_buf *b)
+{
+    const struct sf_buf *src = arg;
+    return sf_buf_put_bytes(b, sf_buf_ptr(src), sf_buf_len(src));
+}
+
+static int put_newkeys(void *arg, struct sf_buf *b)
+{
+    (void)arg;
+    return sf_buf_put_u8(b, SSH_MSG_NEWKEYS);
+}
+
 /* Build and send our KEXINIT; send_mu held. */
 int sf_kex_send_kexinit_locked(struct sf_conn *c)
 {
@@ -92,20 +104,8 @@ int sf_kex_send_kexinit_locked(struct sf_conn *c)
         return r;
     }
     c->kex_active = true;
-    /* Inline send: the same as conn.c's send path, without the gating. */
-    struct sf_buf pb;
-    const uint8_t *wire = NULL;
-    size_t wirelen = 0;
-    sshflow_error ferr = {0};
-    sf_tp_begin(&c->tp, &pb);
-    if ((r = sf_buf_put_bytes(&pb, sf_buf_ptr(b), sf_buf_len(b))) != 0 ||
-        (r = sf_tp_finish(&c->tp, &pb, &wire, &wirelen)) != 0) {
+    if ((r = sf_conn_write_packet_locked(c, put_copy, b)) != 0) {
         return r;
-    }
-    if (sf_flow_write(c->flow, wire, wirelen, &ferr) != 0) {
-        c->send_dead = true;
-        pthread_cond_broadcast(&c->send_cv);
-        return SF_ERR_IO;
     }
     sf_log("KEXINIT sent");
     return 0;
@@ -450,23 +450,9 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
     }
 
     /* Our NEWKEYS goes out with the old keys; everything after with the new. */
-    uint8_t nk = SSH_MSG_NEWKEYS;
     pthread_mutex_lock(&c->send_mu);
     {
-        struct sf_buf pb;
-        const uint8_t *wire = NULL;
-        size_t wirelen = 0;
-        sshflow_error ferr = {0};
-        r = c->send_dead ? SF_ERR_CLOSED : 0;
-        if (r == 0) {
-            sf_tp_begin(&c->tp, &pb);
-            if ((r = sf_buf_put_u8(&pb, nk)) == 0 &&
-                (r = sf_tp_finish(&c->tp, &pb, &wire, &wirelen)) == 0 &&
-                sf_flow_write(c->flow, wire, wirelen, &ferr) != 0) {
-                c->send_dead = true;
-                r = SF_ERR_IO;
-            }
-        }
+        r = sf_conn_write_packet_locked(c, put_newkeys, NULL);
         if (r == 0) {
             sf_cipher_free(c->tp.tx.cipher);
             c->tp.tx.cipher = tx;
