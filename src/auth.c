@@ -192,7 +192,11 @@ int sf_auth_run(struct sf_conn *c)
     if ((r = next_msg(c, &t, &m)) != 0) {
         goto out;
     }
-    if (t != SSH_MSG_SERVICE_ACCEPT) {
+    /* RFC 4253 s10: byte SSH_MSG_SERVICE_ACCEPT, string service name */
+    const uint8_t *svc = NULL;
+    size_t svclen = 0;
+    if (t != SSH_MSG_SERVICE_ACCEPT || sf_buf_get_string(&m, &svc, &svclen, 64) != 0 ||
+        sf_buf_expect_end(&m) != 0 || svclen != 12 || memcmp(svc, "ssh-userauth", 12) != 0) {
         r = sf_conn_fail(c, SF_ERR_PROTOCOL, "server did not accept the ssh-userauth service (message %u)", t);
         goto out;
     }
@@ -248,8 +252,7 @@ int sf_auth_run(struct sf_conn *c)
             goto out;
         }
     }
-    sf_conn_disconnect(c, SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, "no more methods");
-    r = sf_conn_fail(c, SF_ERR_AUTH, "authentication failed for user %s: server accepts %s; tried %s",
+    r = sf_conn_fail_disconnect(c, SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, SF_ERR_AUTH, "authentication failed for user %s: server accepts %s; tried %s",
                      c->user, methods[0] ? methods : "(nothing)", tried[0] ? tried : "nothing");
 out:
     sf_buf_free(&req);

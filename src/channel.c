@@ -498,8 +498,15 @@ int sf_chan_dispatch(struct sf_conn *c, uint8_t type, struct sf_buf *m)
     if (want && (r = send_simple(c, SSH_MSG_CHANNEL_FAILURE, rid, SF_SEND_CONTROL)) != 0) {
         return r;
     }
-    if (send_close && (r = send_simple(c, SSH_MSG_CHANNEL_CLOSE, rid, SF_SEND_CONTROL)) != 0) {
-        return r;
+    if (send_close) {
+        r = send_simple(c, SSH_MSG_CHANNEL_CLOSE, rid, SF_SEND_CONTROL);
+        pthread_mutex_lock(&c->mu);
+        ch->close_replied = true; /* close() may now send DISCONNECT after it */
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        if (r != 0) {
+            return r;
+        }
     }
     return 0;
 bad:
@@ -675,7 +682,9 @@ static int shutdown_locked(struct chan_flow *cf, sshflow_error *err)
     uint32_t rid = ch->remote_id;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    if (send && (r = send_simple(c, SSH_MSG_CHANNEL_EOF, rid, SF_SEND_DATA)) != 0) {
+    /* CONTROL: never waits for a key exchange (close stays bounded); write_mu
+     * is held, so no data can be queued behind it and overtake it. */
+    if (send && (r = send_simple(c, SSH_MSG_CHANNEL_EOF, rid, SF_SEND_CONTROL)) != 0) {
         pthread_mutex_lock(&c->mu);
         r = app_error_locked(c, err);
         pthread_mutex_unlock(&c->mu);
@@ -741,7 +750,8 @@ static int cf_close_timeout(void *ctx, int timeout_ms, sshflow_error *err)
         pthread_mutex_unlock(&c->write_mu);
     }
     pthread_mutex_lock(&c->mu);
-    while (!ch->close_rcvd && c->err_code == 0 && timeout_ms != 0) {
+    /* Wait for the remote's CLOSE and for our reply to be on its way (RFC 4254 s5.3). */
+    while ((!ch->close_rcvd || !ch->close_replied) && c->err_code == 0 && timeout_ms != 0) {
         if (wait_until(c, deadline)) {
             break;
         }

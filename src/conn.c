@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -56,10 +57,15 @@ int sf_conn_new(struct sf_conn **out, sshflow_flow *flow, const struct sshflow_c
     c->flow = flow;
     c->cfg = *cfg;
     c->cfg.hostname = NULL; /* not owned here */
+    /* Timed waits compute deadlines on CLOCK_MONOTONIC: the condition variables must use it. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    pthread_cond_init(&c->cv, &ca);
     pthread_mutex_init(&c->send_mu, NULL);
-    pthread_cond_init(&c->send_cv, NULL);
+    pthread_cond_init(&c->send_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&c->write_mu, NULL);
     c->phase = SF_PHASE_HANDSHAKE;
     c->initial_kex = true;
@@ -104,7 +110,7 @@ void sf_conn_free(struct sf_conn *c)
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 0)))
 #endif
-static int vfail_locked(struct sf_conn *c, int code, const char *fmt, va_list ap)
+static int vrecord_locked(struct sf_conn *c, int code, const char *fmt, va_list ap)
 {
     if (c->err_code == 0) {
         char detail[sizeof(c->err.detail)];
@@ -116,8 +122,17 @@ static int vfail_locked(struct sf_conn *c, int code, const char *fmt, va_list ap
             sf_log("connection failed: %s", detail);
         }
     }
-    pthread_cond_broadcast(&c->cv);
     return c->err_code;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
+static int vfail_locked(struct sf_conn *c, int code, const char *fmt, va_list ap)
+{
+    int r = vrecord_locked(c, code, fmt, ap);
+    pthread_cond_broadcast(&c->cv);
+    return r;
 }
 
 int sf_conn_fail_locked(struct sf_conn *c, int code, const char *fmt, ...)
@@ -142,6 +157,26 @@ int sf_conn_fail(struct sf_conn *c, int code, const char *fmt, ...)
     c->send_dead = true;
     pthread_cond_broadcast(&c->send_cv);
     pthread_mutex_unlock(&c->send_mu);
+    return r;
+}
+
+int sf_conn_fail_disconnect(struct sf_conn *c, uint32_t reason, int code, const char *fmt, ...)
+{
+    va_list ap;
+    /*
+     * Record first (so a writer woken by the dead transport sees the cause),
+     * wake the readers only after DISCONNECT is out (so none of them tears
+     * the transport down before the server was told why).
+     */
+    pthread_mutex_lock(&c->mu);
+    va_start(ap, fmt);
+    int r = vrecord_locked(c, code, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&c->mu);
+    sf_conn_disconnect(c, reason, sf_err_str(code));
+    pthread_mutex_lock(&c->mu);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
     return r;
 }
 
@@ -506,11 +541,9 @@ int sf_conn_next(struct sf_conn *c, uint8_t *type, struct sf_buf *msg)
         r = sf_tp_decode(&c->tp, msg);
         if (r < 0) {
             if (r == SF_ERR_MAC) {
-                sf_conn_disconnect(c, SSH_DISCONNECT_MAC_ERROR, "MAC error");
-                return sf_conn_fail(c, r, "packet %u failed authentication (corrupt or forged)", seq);
+                return sf_conn_fail_disconnect(c, SSH_DISCONNECT_MAC_ERROR, r, "packet %u failed authentication (corrupt or forged)", seq);
             }
-            sf_conn_disconnect(c, SSH_DISCONNECT_PROTOCOL_ERROR, "bad packet");
-            return sf_conn_fail(c, r, "bad packet from the server: %s", sf_err_str(r));
+            return sf_conn_fail_disconnect(c, SSH_DISCONNECT_PROTOCOL_ERROR, r, "bad packet from the server: %s", sf_err_str(r));
         }
         if (r == 0) {
             if ((r = fill_rx(c)) != 0) {
@@ -538,8 +571,7 @@ int sf_conn_next(struct sf_conn *c, uint8_t *type, struct sf_buf *msg)
          * exchange. DISCONNECT ends the connection anyway; keep its reason.
          */
         if (c->initial_kex && c->strict && !is_kex_msg(t) && t != SSH_MSG_DISCONNECT) {
-            sf_conn_disconnect(c, SSH_DISCONNECT_PROTOCOL_ERROR, "strict KEX violation");
-            return sf_conn_fail(c, SF_ERR_PROTOCOL,
+            return sf_conn_fail_disconnect(c, SSH_DISCONNECT_PROTOCOL_ERROR, SF_ERR_PROTOCOL,
                                 "strict key exchange: unexpected message %u during the first exchange", t);
         }
         if (c->srv_kexinit && t >= 50) {
@@ -578,7 +610,9 @@ int sf_conn_next(struct sf_conn *c, uint8_t *type, struct sf_buf *msg)
             }
             return 0;
         }
-        if (t == SSH_MSG_SERVICE_ACCEPT || (t >= 50 && t <= 127)) {
+        /* Numbers we handle above this layer; others get UNIMPLEMENTED (RFC 4253 s11.4). */
+        if (t == SSH_MSG_SERVICE_ACCEPT || (t >= 50 && t <= 53) || t == 60 ||
+            (t >= SSH_MSG_CHANNEL_OPEN_CONFIRMATION && t <= SSH_MSG_CHANNEL_FAILURE)) {
             *type = t;
             return 1;
         }

@@ -222,6 +222,7 @@ struct sf_chan {
     size_t consumed;         /* bytes read by the application not yet re-opened in the window */
     bool eof_rcvd, close_rcvd;
     bool eof_sent, close_sent;
+    bool close_replied; /* our CLOSE reply was handed to the send path */
     /* Replies to our channel requests with want_reply, in order. */
     int req_pending;  /* requests awaiting a reply */
     int req_success;  /* replies received: success */
@@ -311,6 +312,12 @@ void sf_conn_free(struct sf_conn *c); /* reader must be joined */
 int sf_conn_fail(struct sf_conn *c, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Record the error, then send DISCONNECT with reason (writers woken by it see the error). */
+int sf_conn_fail_disconnect(struct sf_conn *c, uint32_t reason, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* Same, with mu already held. */

@@ -89,10 +89,11 @@ int sf_kex_send_kexinit_locked(struct sf_conn *c)
         return SF_ERR_CRYPTO;
     }
     sf_buf_reset(b);
-    /* Pseudo-algorithms only in the first KEXINIT (PROTOCOL s1.10, RFC 8308 s2.1). */
+    /* Pseudo-algorithms only in the first KEXINIT (PROTOCOL s1.10, RFC 8308 s2.1);
+     * tx_rekeyable (send_mu) is false exactly until our first NEWKEYS. */
     if ((r = sf_buf_put_u8(b, SSH_MSG_KEXINIT)) != 0 ||
         (r = sf_buf_put_bytes(b, cookie, sizeof(cookie))) != 0 ||
-        (r = put_list(b, c->cfg.algs.kex, c->initial_kex ? EXT_INFO_C "," STRICT_C : NULL)) != 0 ||
+        (r = put_list(b, c->cfg.algs.kex, !c->tx_rekeyable ? EXT_INFO_C "," STRICT_C : NULL)) != 0 ||
         (r = put_list(b, c->cfg.algs.hostkey, NULL)) != 0 ||
         (r = put_list(b, c->cfg.algs.cipher, NULL)) != 0 ||
         (r = put_list(b, c->cfg.algs.cipher, NULL)) != 0 ||
@@ -238,15 +239,13 @@ static int recv_kexinit(struct sf_conn *c, struct sf_buf *m)
     if ((r = choose(c->cfg.algs.kex, &lists[0], cn)) != 0 ||
         (c->neg.kex = sf_kex_method_find(cn, strlen(cn))) == NULL) {
         describe_list(&lists[0], theirs, sizeof(theirs));
-        sf_conn_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "no matching key exchange");
-        return sf_conn_fail(c, SF_ERR_NO_ALG,
+        return sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_NO_ALG,
                             "no key exchange method in common; we offer %s, the server %s",
                             c->cfg.algs.kex, theirs);
     }
     if ((r = choose(c->cfg.algs.hostkey, &lists[1], c->neg.hostkey_alg)) != 0) {
         describe_list(&lists[1], theirs, sizeof(theirs));
-        sf_conn_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "no matching host key type");
-        return sf_conn_fail(c, SF_ERR_NO_ALG, "no host key algorithm in common; we offer %s, the server %s",
+        return sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_NO_ALG, "no host key algorithm in common; we offer %s, the server %s",
                             c->cfg.algs.hostkey, theirs);
     }
     for (int dir = 0; dir < 2; dir++) {
@@ -255,22 +254,19 @@ static int recv_kexinit(struct sf_conn *c, struct sf_buf *m)
         if ((r = choose(c->cfg.algs.cipher, &lists[2 + dir], cn)) != 0 ||
             (*ci = sf_cipher_info_find(cn, strlen(cn))) == NULL) {
             describe_list(&lists[2 + dir], theirs, sizeof(theirs));
-            sf_conn_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "no matching cipher");
-            return sf_conn_fail(c, SF_ERR_NO_ALG, "no cipher in common; we offer %s, the server %s",
+            return sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_NO_ALG, "no cipher in common; we offer %s, the server %s",
                                 c->cfg.algs.cipher, theirs);
         }
         if ((*ci)->tag_len == 0) {
             if ((r = choose(c->cfg.algs.mac, &lists[4 + dir], cn)) != 0 ||
                 (*mi = sf_mac_info_find(cn, strlen(cn))) == NULL) {
                 describe_list(&lists[4 + dir], theirs, sizeof(theirs));
-                sf_conn_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "no matching MAC");
-                return sf_conn_fail(c, SF_ERR_NO_ALG, "no MAC in common; we offer %s, the server %s",
+                return sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_NO_ALG, "no MAC in common; we offer %s, the server %s",
                                     c->cfg.algs.mac, theirs);
             }
         }
         if ((r = choose("none", &lists[6 + dir], cn)) != 0) {
-            sf_conn_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "compression required");
-            return sf_conn_fail(c, SF_ERR_NO_ALG, "server requires compression, which we do not support");
+            return sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_NO_ALG, "server requires compression, which we do not support");
         }
     }
     /* RFC 4253 s7: a wrong guess means the server's next packet is discarded. */
@@ -371,8 +367,7 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
         goto out;
     }
     if ((r = c->neg.kex->client_finish(c->kex_st, m, &spub, &kbuf)) != 0) {
-        sf_conn_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "bad key exchange value");
-        r = sf_conn_fail(c, r, "key exchange %s: bad server value: %s", c->neg.kex->name, sf_err_str(r));
+        r = sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, r, "key exchange %s: bad server value: %s", c->neg.kex->name, sf_err_str(r));
         goto out;
     }
     if ((r = sf_buf_get_string(m, &sig, &siglen, SF_KEYBLOB_MAX)) != 0 ||
@@ -413,8 +408,7 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
         goto out;
     }
     if ((r = sf_pubkey_verify(hk, c->neg.hostkey_alg, sig, siglen, h, hlen)) != 0) {
-        sf_conn_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "bad host key signature");
-        r = sf_conn_fail(c, SF_ERR_SIGNATURE,
+        r = sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_SIGNATURE,
                          "the server's signature on the key exchange does not verify (%s)",
                          sf_err_str(r));
         goto out;
@@ -422,8 +416,7 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
     if (c->initial_kex) {
         sshflow_error herr = {0};
         if ((r = sf_hostauth_check(c->hostauth, c->host, c->port, ks, kslen, &herr)) != 0) {
-            sf_conn_disconnect(c, SSH_DISCONNECT_HOST_KEY_NOT_VERIFIABLE, "host key refused");
-            r = sf_conn_fail(c, r == SF_ERR_NOMEM ? r : (sf_err_kind(r) == SSHFLOW_ERR_HOSTKEY ? r : SF_ERR_HOSTKEY),
+            r = sf_conn_fail_disconnect(c, SSH_DISCONNECT_HOST_KEY_NOT_VERIFIABLE, r == SF_ERR_NOMEM ? r : (sf_err_kind(r) == SSHFLOW_ERR_HOSTKEY ? r : SF_ERR_HOSTKEY),
                              "%s", herr.detail[0] ? herr.detail : "host key refused");
             goto out;
         }
@@ -436,8 +429,7 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
         memcpy(c->session_id, h, hlen);
         c->session_id_len = hlen;
     } else if (kslen != c->hostkey_len || CRYPTO_memcmp(ks, c->hostkey_blob, kslen) != 0) {
-        sf_conn_disconnect(c, SSH_DISCONNECT_HOST_KEY_NOT_VERIFIABLE, "host key changed");
-        r = sf_conn_fail(c, SF_ERR_HOSTKEY, "the server's host key changed during a re-key");
+        r = sf_conn_fail_disconnect(c, SSH_DISCONNECT_HOST_KEY_NOT_VERIFIABLE, SF_ERR_HOSTKEY, "the server's host key changed during a re-key");
         goto out;
     }
 
