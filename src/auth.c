@@ -22,21 +22,6 @@ static int next_msg(struct sf_conn *c, uint8_t *type, struct sf_buf *m)
     return r < 0 ? r : 0;
 }
 
-static bool in_list(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    const char *p = list;
-    while (p != NULL && *p != '\0') {
-        const char *e = strchr(p, ',');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        if (len == n && memcmp(p, name, n) == 0) {
-            return true;
-        }
-        p = e != NULL ? e + 1 : NULL;
-    }
-    return false;
-}
-
 /* Signature algorithm for a user key: RSA per server-sig-algs, never SHA-1. */
 static const char *user_sigalg(struct sf_conn *c, const struct sf_privkey *k)
 {
@@ -45,8 +30,8 @@ static const char *user_sigalg(struct sf_conn *c, const struct sf_privkey *k)
         return type;
     }
     pthread_mutex_lock(&c->mu);
-    bool has512 = in_list(c->server_sig_algs, "rsa-sha2-512");
-    bool has256 = in_list(c->server_sig_algs, "rsa-sha2-256");
+    bool has512 = sf_list_has(c->server_sig_algs, "rsa-sha2-512", 12);
+    bool has256 = sf_list_has(c->server_sig_algs, "rsa-sha2-256", 12);
     pthread_mutex_unlock(&c->mu);
     if (!has512 && has256) {
         return "rsa-sha2-256";
@@ -204,7 +189,7 @@ int sf_auth_run(struct sf_conn *c)
     for (const struct sf_cred_item *it = c->cred != NULL ? c->cred->head : NULL; it != NULL;
          it = it->next) {
         const char *method = it->kind == SF_CRED_KEY ? "publickey" : "password";
-        if (known && !in_list(methods, method)) {
+        if (known && !sf_list_has(methods, method, strlen(method))) {
             continue;
         }
         sf_buf_reset(&req);

@@ -32,14 +32,7 @@ static int wait_until(struct sf_conn *c, uint64_t deadline)
         return 1;
     }
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t left = deadline - now;
-    ts.tv_sec += (time_t)(left / 1000);
-    ts.tv_nsec += (long)((left % 1000) * 1000000);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    sf_abstime(CLOCK_MONOTONIC, deadline - now, &ts);
     pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     return 0;
 }
@@ -716,13 +709,7 @@ static bool lock_writes(struct sf_conn *c, int timeout_ms, uint64_t deadline)
     uint64_t now = sf_now_ms();
     uint64_t left = deadline > now ? deadline - now : 0;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* pthread_mutex_timedlock's clock */
-    ts.tv_sec += (time_t)(left / 1000);
-    ts.tv_nsec += (long)((left % 1000) * 1000000);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    sf_abstime(CLOCK_REALTIME, left, &ts); /* pthread_mutex_timedlock's clock */
     return pthread_mutex_timedlock(&c->write_mu, &ts) == 0;
 }
 

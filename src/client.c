@@ -54,20 +54,6 @@ SSHFLOW_API void sshflow_config_free(sshflow_config *cfg)
     }
 }
 
-static bool name_in(const char *list, const char *name, size_t n)
-{
-    const char *p = list;
-    while (p != NULL && *p != '\0') {
-        const char *e = strchr(p, ',');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        if (len == n && strncmp(p, name, n) == 0) {
-            return true;
-        }
-        p = e != NULL ? e + 1 : NULL;
-    }
-    return false;
-}
-
 static int append_name(char *out, size_t outsz, const char *name, size_t n)
 {
     size_t len = strlen(out);
@@ -102,7 +88,7 @@ static int apply_list(char *cur, size_t cursz, const char *all, const char *valu
     for (const char *p = spec; p != NULL && *p != '\0';) {
         const char *e = strchr(p, ',');
         size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || (mod != '-' && !name_in(all, p, n))) {
+        if (n == 0 || (mod != '-' && !sf_list_has(all, p, n))) {
             return sf_err_set(err, SF_ERR_INVALID, "%s: unsupported algorithm \"%.*s\" (supported: %s)",
                               what, (int)SF_MIN(n, 64), p, all);
         }
@@ -125,7 +111,7 @@ static int apply_list(char *cur, size_t cursz, const char *all, const char *valu
         for (const char *p = src; p != NULL && *p != '\0';) {
             const char *e = strchr(p, ',');
             size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
-            bool drop = name_in(out, p, n);
+            bool drop = sf_list_has(out, p, n);
             if (mod == '-' && !drop) {
                 char name[SF_NAME_MAX + 1];
                 snprintf(name, sizeof(name), "%.*s", (int)SF_MIN(n, (size_t)SF_NAME_MAX), p);
@@ -576,14 +562,7 @@ static void *timer_main(void *arg)
             continue;
         }
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t left = deadline - sf_now_ms();
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)((left % 1000) * 1000000);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        sf_abstime(CLOCK_MONOTONIC, deadline - sf_now_ms(), &ts);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     pthread_mutex_unlock(&c->mu);
@@ -642,7 +621,7 @@ static void prefer_known(struct sf_conn *c, const sshflow_hostauth *a)
                 keytype = "ssh-rsa";
                 kn = 7;
             }
-            bool is_known = name_in(known, keytype, kn);
+            bool is_known = sf_list_has(known, keytype, kn);
             if (is_known == (pass == 0)) {
                 (void)append_name(out, sizeof(out), p, n);
             }
@@ -744,14 +723,7 @@ SSHFLOW_API sshflow_flow *sshflow_client_of_flow(sshflow_flow *transport, const 
             break;
         }
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t left = deadline - now;
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)((left % 1000) * 1000000);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        sf_abstime(CLOCK_MONOTONIC, deadline - now, &ts);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     bool ok = c->phase == SF_PHASE_READY;

@@ -137,3 +137,28 @@ sf_now_ms(void)
     }
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+void sf_abstime(int clk, uint64_t ms_from_now, struct timespec *ts)
+{
+    clock_gettime((clockid_t)clk, ts);
+    ts->tv_sec += (time_t)(ms_from_now / 1000);
+    ts->tv_nsec += (long)((ms_from_now % 1000) * 1000000);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+bool sf_list_has(const char *list, const char *name, size_t n)
+{
+    const char *p = list;
+    while (p != NULL && *p != '\0') {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0) {
+            return true;
+        }
+        p = e != NULL ? e + 1 : NULL;
+    }
+    return false;
+}

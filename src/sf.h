@@ -116,6 +116,11 @@ void sf_assert_fail(const char *what, const char *file, int line);
 
 /* Monotonic clock in milliseconds. */
 uint64_t sf_now_ms(void);
+/* Absolute time on clock clk, ms_from_now from now, for timed waits. */
+struct timespec;
+void sf_abstime(int clk, uint64_t ms_from_now, struct timespec *ts);
+/* True if the comma-separated list contains name (n bytes) as a whole entry. */
+bool sf_list_has(const char *list, const char *name, size_t n);
 
 #define SF_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SF_MAX(a, b) ((a) > (b) ? (a) : (b))
