@@ -169,9 +169,13 @@ int sf_conn_fail_disconnect(struct sf_conn *c, uint32_t reason, int code, const 
      * the transport down before the server was told why).
      */
     pthread_mutex_lock(&c->mu);
+    bool first = c->err_code == 0;
     va_start(ap, fmt);
     int r = vrecord_locked(c, code, fmt, ap);
     va_end(ap);
+    if (first) {
+        c->err.disconnect_reason = reason; /* the reason we sent */
+    }
     pthread_mutex_unlock(&c->mu);
     sf_conn_disconnect(c, reason, sf_err_str(code));
     pthread_mutex_lock(&c->mu);
