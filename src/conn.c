@@ -67,13 +67,16 @@ int sf_conn_new(struct sf_conn **out, sshflow_flow *flow, const struct sshflow_c
     pthread_cond_init(&c->send_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&c->write_mu, NULL);
+    pthread_mutex_init(&c->ctl_mu, NULL);
+    atomic_init(&c->failed, false);
     c->phase = SF_PHASE_HANDSHAKE;
     c->initial_kex = true;
     if ((r = sf_tp_init(&c->tp)) != 0 ||
         (r = sf_buf_alloc(&c->i_s, 1024, SF_PACKET_MAX)) != 0 ||
         (r = sf_buf_alloc(&c->i_c, 1024, SF_PACKET_MAX)) != 0 ||
         (r = sf_buf_alloc(&c->kex_cpub, 128, 4096)) != 0 ||
-        (r = sf_buf_alloc(&c->deferred, 256, SF_BUF_MAX)) != 0) {
+        (r = sf_buf_alloc(&c->deferred, 256, SF_BUF_MAX)) != 0 ||
+        (r = sf_buf_alloc(&c->deferred_spare, 256, SF_BUF_MAX)) != 0) {
         sf_conn_free(c);
         return r;
     }
@@ -91,6 +94,7 @@ void sf_conn_free(struct sf_conn *c)
     sf_buf_free(&c->i_c);
     sf_buf_free(&c->kex_cpub);
     sf_buf_free(&c->deferred);
+    sf_buf_free(&c->deferred_spare);
     if (c->kex_st != NULL && c->neg.kex != NULL) {
         c->neg.kex->free(c->kex_st);
     }
@@ -104,6 +108,7 @@ void sf_conn_free(struct sf_conn *c)
     pthread_mutex_destroy(&c->send_mu);
     pthread_cond_destroy(&c->send_cv);
     pthread_mutex_destroy(&c->write_mu);
+    pthread_mutex_destroy(&c->ctl_mu);
     sf_free(c);
 }
 
@@ -118,6 +123,7 @@ static int vrecord_locked(struct sf_conn *c, int code, const char *fmt, va_list 
         c->err_code = code;
         (void)sf_err_set(&c->err, code, "%s", detail);
         c->phase = SF_PHASE_DEAD;
+        atomic_store(&c->failed, true);
         if (!c->closing) {
             sf_log("connection failed: %s", detail);
         }
@@ -152,11 +158,16 @@ int sf_conn_fail(struct sf_conn *c, int code, const char *fmt, ...)
     int r = vfail_locked(c, code, fmt, ap);
     va_end(ap);
     pthread_mutex_unlock(&c->mu);
-    /* Wake writers waiting for a key exchange that will never finish. */
-    pthread_mutex_lock(&c->send_mu);
-    c->send_dead = true;
-    pthread_cond_broadcast(&c->send_cv);
-    pthread_mutex_unlock(&c->send_mu);
+    /*
+     * Wake writers waiting for a key exchange that will never finish. If a
+     * writer holds send_mu (blocked in the flow), it does this itself when
+     * it lets go (sf_conn_send_unlock sees `failed`): never wait for it here.
+     */
+    if (pthread_mutex_trylock(&c->send_mu) == 0) {
+        c->send_dead = true;
+        pthread_cond_broadcast(&c->send_cv);
+        pthread_mutex_unlock(&c->send_mu);
+    }
     return r;
 }
 
@@ -240,22 +251,83 @@ int sf_conn_flush_deferred_locked(struct sf_conn *c)
     size_t n = 0;
     int r = 0;
 
-    sf_buf_init_view(&view, sf_buf_ptr(&c->deferred), sf_buf_len(&c->deferred));
-    while (sf_buf_len(&view) > 0) {
-        if ((r = sf_buf_get_string(&view, &p, &n, SF_PACKET_MAX)) != 0 ||
-            (r = send_locked(c, p, n)) != 0) {
-            break;
+    if (c->kex_active) {
+        return 0; /* only key exchange messages until our NEWKEYS is out */
+    }
+    /* Take the queue as it is now; appends go on into the other buffer. */
+    pthread_mutex_lock(&c->ctl_mu);
+    struct sf_buf tmp = c->deferred;
+    c->deferred = c->deferred_spare;
+    c->deferred_spare = tmp;
+    pthread_mutex_unlock(&c->ctl_mu);
+    struct sf_buf *q = &c->deferred_spare;
+    if (c->send_dead) {
+        sf_buf_reset(q);
+        return 0;
+    }
+    sf_buf_init_view(&view, sf_buf_ptr(q), sf_buf_len(q));
+    while (r == 0 && sf_buf_len(&view) > 0) {
+        if ((r = sf_buf_get_string(&view, &p, &n, SF_PACKET_MAX)) == 0) {
+            r = send_locked(c, p, n);
         }
     }
-    sf_buf_reset(&c->deferred);
+    sf_buf_reset(q);
     return r;
 }
 
+static bool queue_empty(struct sf_conn *c)
+{
+    pthread_mutex_lock(&c->ctl_mu);
+    bool empty = sf_buf_len(&c->deferred) == 0;
+    pthread_mutex_unlock(&c->ctl_mu);
+    return empty;
+}
+
+/*
+ * Release send_mu; before that, send the queued control messages and
+ * propagate a recorded failure. Then, if more were queued meanwhile and
+ * send_mu is free, take it again and repeat: a message queued by a thread
+ * whose trylock failed is always sent by the holder it lost to.
+ */
+void sf_conn_send_unlock(struct sf_conn *c)
+{
+    int r = 0;
+    for (;;) {
+        if (atomic_load(&c->failed) && !c->send_dead) {
+            c->send_dead = true;
+            pthread_cond_broadcast(&c->send_cv);
+        }
+        if (r == 0) {
+            r = sf_conn_flush_deferred_locked(c);
+        }
+        bool blocked = c->kex_active || c->send_dead || r != 0;
+        pthread_mutex_unlock(&c->send_mu);
+        if (blocked || queue_empty(c) || pthread_mutex_trylock(&c->send_mu) != 0) {
+            break;
+        }
+    }
+    if (r != 0) {
+        (void)sf_conn_fail(c, r, "sending a packet failed: %s", sf_err_str(r));
+    }
+}
 
 int sf_conn_send(struct sf_conn *c, const uint8_t *payload, size_t len, int kind)
 {
     int r = 0;
 
+    if (kind == SF_SEND_CONTROL) {
+        pthread_mutex_lock(&c->ctl_mu);
+        r = sf_buf_put_string(&c->deferred, payload, len);
+        pthread_mutex_unlock(&c->ctl_mu);
+        if (r != 0) {
+            return sf_conn_fail(c, r, "queueing a control message failed: %s", sf_err_str(r));
+        }
+        if (pthread_mutex_trylock(&c->send_mu) == 0) {
+            sf_conn_send_unlock(c); /* sends it, unless a key exchange runs */
+        }
+        /* else: the holder sends it when it lets go of send_mu */
+        return 0;
+    }
     pthread_mutex_lock(&c->send_mu);
     if (kind != SF_SEND_KEX && !c->kex_active && !c->peer_kex && !c->send_dead && sf_kex_due(c)) {
         r = sf_kex_send_kexinit_locked(c);
@@ -266,14 +338,14 @@ int sf_conn_send(struct sf_conn *c, const uint8_t *payload, size_t len, int kind
         }
     }
     if (r == 0) {
-        if (kind == SF_SEND_CONTROL && c->kex_active) {
-            /* Queue it: the reader thread must never wait for the exchange it drives. */
-            r = sf_buf_put_string(&c->deferred, payload, len);
-        } else {
+        /* Queued control messages first: they were asked for earlier. */
+        if (kind == SF_SEND_DATA && (r = sf_conn_flush_deferred_locked(c)) == 0) {
+            r = send_locked(c, payload, len);
+        } else if (kind != SF_SEND_DATA) {
             r = send_locked(c, payload, len);
         }
     }
-    pthread_mutex_unlock(&c->send_mu);
+    sf_conn_send_unlock(c);
     if (r != 0) {
         return sf_conn_fail(c, r, "sending a packet failed: %s", sf_err_str(r));
     }
@@ -294,7 +366,7 @@ int sf_conn_send_with(struct sf_conn *c, int (*fill)(void *arg, struct sf_buf *b
     if (r == 0) {
         r = sf_conn_write_packet_locked(c, fill, arg);
     }
-    pthread_mutex_unlock(&c->send_mu);
+    sf_conn_send_unlock(c);
     if (r == SF_ERR_CLOSED) {
         return r;
     }
@@ -314,9 +386,21 @@ void sf_conn_disconnect(struct sf_conn *c, uint32_t reason, const char *text)
         sf_buf_put_cstr(&b, text) != 0 || sf_buf_put_cstr(&b, "") != 0) {
         return;
     }
-    pthread_mutex_lock(&c->send_mu);
+    /*
+     * Best effort, within a second: if a writer is stuck in the flow, the
+     * stream cannot carry a DISCONNECT anyway; it learns of the failure
+     * when it lets go of send_mu.
+     */
+    struct timespec ts;
+    sf_abstime(CLOCK_REALTIME, 1000, &ts);
+    if (pthread_mutex_timedlock(&c->send_mu, &ts) != 0) {
+        return;
+    }
     if (!c->send_dead) {
-        (void)send_locked(c, sf_buf_ptr(&b), sf_buf_len(&b));
+        /* Queued control messages (a CHANNEL_CLOSE reply) go first. */
+        if (sf_conn_flush_deferred_locked(c) == 0) {
+            (void)send_locked(c, sf_buf_ptr(&b), sf_buf_len(&b));
+        }
         c->send_dead = true;
     }
     pthread_cond_broadcast(&c->send_cv);

@@ -21,6 +21,7 @@
 #define SF_CONN_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "buf.h"
 #include "cipher.h"
@@ -293,13 +294,18 @@ struct sf_conn {
     const char *user;                 /* valid during the handshake only */
     uint64_t kex_started_ms;          /* time of the last key exchange */
 
+    /* --- protected by ctl_mu (never held across I/O) --- */
+    pthread_mutex_t ctl_mu;
+    struct sf_buf deferred; /* control payloads not yet sent: u32 len || payload ... */
+    atomic_bool failed;     /* an error was recorded: the next send_mu holder marks send_dead */
+
     /* --- protected by send_mu --- */
     struct sf_tp tp;             /* tx half under send_mu; rx half reader-owned */
     bool kex_active;             /* our KEXINIT sent, our NEWKEYS not yet */
     bool tx_rekeyable;           /* our first NEWKEYS went out: byte limits apply */
     bool peer_kex;               /* the server's KEXINIT arrived, its NEWKEYS not yet */
     struct sf_buf i_c;           /* our KEXINIT payload of the current exchange */
-    struct sf_buf deferred;      /* control payloads held during kex: u32 len || payload ... */
+    struct sf_buf deferred_spare; /* swapped with deferred while flushing (send_mu) */
     bool send_dead;              /* transport write failed or DISCONNECT sent */
     struct sf_cipher *pending_tx; /* outgoing keys, switched when our NEWKEYS goes out */
 };
@@ -331,8 +337,10 @@ int sf_conn_fail_locked(struct sf_conn *c, int code, const char *fmt, ...)
  * Send one payload (message) built by the caller. kind:
  *   SF_SEND_KEX     part of the key exchange: always goes out at once.
  *   SF_SEND_DATA    waits while a key exchange runs (application threads).
- *   SF_SEND_CONTROL deferred (queued) while a key exchange runs; never waits
- *                   (the reader thread uses it).
+ *   SF_SEND_CONTROL queued, in order, and sent by whichever thread holds or
+ *                   next takes send_mu, after any key exchange: never waits,
+ *                   not even for a writer blocked in the flow (the reader
+ *                   thread uses it, so it can always go on reading).
  * Thread-safe (send_mu); the caller must not hold mu. Returns 0 or an error
  * (already recorded with sf_conn_fail).
  */
@@ -365,8 +373,10 @@ void sf_conn_step(struct sf_conn *c, const char *step);
 /* conn.c: build a packet with fill() and write it, no gating; send_mu held. */
 SF_MUST_USE int sf_conn_write_packet_locked(struct sf_conn *c,
                                             int (*fill)(void *arg, struct sf_buf *b), void *arg);
-/* conn.c: send what was deferred during a key exchange; send_mu held. */
+/* conn.c: send the queued control messages (unless a key exchange runs); send_mu held. */
 SF_MUST_USE int sf_conn_flush_deferred_locked(struct sf_conn *c);
+/* conn.c: release send_mu, then send what was queued meanwhile. Use it for every unlock. */
+void sf_conn_send_unlock(struct sf_conn *c);
 /* kexproto.c: build and send our KEXINIT unless one is out; send_mu held. */
 SF_MUST_USE int sf_kex_send_kexinit_locked(struct sf_conn *c);
 /* kexproto.c: reader thread, after each packet: start a re-key when due. */

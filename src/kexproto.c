@@ -121,7 +121,7 @@ int sf_kex_start(struct sf_conn *c)
     } else if (!c->peer_kex) { /* an exchange the server started is still running */
         r = sf_kex_send_kexinit_locked(c);
     }
-    pthread_mutex_unlock(&c->send_mu);
+    sf_conn_send_unlock(c);
     if (r != 0) {
         return sf_conn_fail(c, r, "starting a key exchange failed: %s", sf_err_str(r));
     }
@@ -281,7 +281,7 @@ static int recv_kexinit(struct sf_conn *c, struct sf_buf *m)
     pthread_mutex_lock(&c->send_mu);
     r = c->send_dead ? SF_ERR_CLOSED : sf_kex_send_kexinit_locked(c);
     c->peer_kex = true;
-    pthread_mutex_unlock(&c->send_mu);
+    sf_conn_send_unlock(c);
     if (r != 0) {
         return sf_conn_fail(c, r, "sending KEXINIT failed");
     }
@@ -386,7 +386,7 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
     if (r == 0) {
         r = sf_buf_put_string(&hb, sf_buf_ptr(&c->i_c), sf_buf_len(&c->i_c));
     }
-    pthread_mutex_unlock(&c->send_mu);
+    sf_conn_send_unlock(c);
     if (r != 0 || (r = sf_buf_put_string(&hb, sf_buf_ptr(&c->i_s), sf_buf_len(&c->i_s))) != 0 ||
         (r = sf_buf_put_string(&hb, ks, kslen)) != 0 ||
         (r = sf_buf_put_bytes(&hb, sf_buf_ptr(&c->kex_cpub), sf_buf_len(&c->kex_cpub))) != 0 ||
@@ -456,11 +456,10 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
             c->tp.tx.packets = 0;
             c->kex_active = false;
             c->tx_rekeyable = true;
-            r = sf_conn_flush_deferred_locked(c);
         }
         pthread_cond_broadcast(&c->send_cv);
     }
-    pthread_mutex_unlock(&c->send_mu);
+    sf_conn_send_unlock(c);
     if (r != 0) {
         r = sf_conn_fail(c, r, "sending NEWKEYS failed");
         goto out;
@@ -501,7 +500,7 @@ static int recv_newkeys(struct sf_conn *c, struct sf_buf *m)
     c->kex_started_ms = sf_now_ms();
     pthread_mutex_lock(&c->send_mu);
     c->peer_kex = false;
-    pthread_mutex_unlock(&c->send_mu);
+    sf_conn_send_unlock(c);
     pthread_mutex_lock(&c->mu);
     c->kex_done++;
     c->kex_done_ms = c->kex_started_ms;
