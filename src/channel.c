@@ -343,6 +343,13 @@ int sf_chan_dispatch(struct sf_conn *c, uint8_t type, struct sf_buf *m)
         return sf_conn_fail(c, r, "truncated channel message %u", type);
     }
     pthread_mutex_lock(&c->mu);
+    if (c->err_code != 0) {
+        /* Another thread recorded a failure (and may have reported it to a
+         * reader): nothing that arrives after it is delivered. */
+        r = c->err_code;
+        pthread_mutex_unlock(&c->mu);
+        return r;
+    }
     if (ch == NULL || id != ch->local_id) {
         pthread_mutex_unlock(&c->mu);
         return sf_conn_fail(c, SF_ERR_PROTOCOL, "message %u for unknown channel %u", type, id);
