@@ -2,7 +2,8 @@
  * check/check_core.c -- the protocol core (transport, key exchange, auth,
  * channel) driven in memory through the public API by a scripted fake
  * server (check/testlib/fakeserver.c): the well-behaved paths, windows,
- * requests, exit status, re-keys started by either side.
+ * requests, exit status, re-keys started by either side, and a server that
+ * stops reading while a writer is blocked (the reader thread must go on).
  *
  * The hostile cases (faults, truncations, strict KEX, timeouts) are in
  * check_core_faults.c.
@@ -13,9 +14,16 @@
 #include "fakeserver.h"
 
 #include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "conn.h"
 
@@ -1123,6 +1131,442 @@ START_TEST(test_core_hostkey_callback)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* A writer stuck in a full socket does not stop the reader thread          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The client's transport for this test: a flow over its socketpair end,
+ * like the fd flow, that also tells the test when the application's writer
+ * thread found the socket full (EAGAIN) and went to wait for room. From then
+ * until the server reads again, that writer is inside the flow's write,
+ * holding the connection's send lock: no timing guesses.
+ */
+#define STALL_IO_MS 20000 /* bound on every wait of the stall flow */
+
+struct stall_flow {
+    int fd;               /* our socketpair end; sends and receives never block */
+    int wake[2];          /* abort() makes it readable: every poll returns */
+    atomic_bool aborted;  /* abort() was called */
+    pthread_mutex_t mu;   /* guards the fields below */
+    pthread_cond_t cv;    /* broadcast when one of them changes */
+    pthread_t writer;     /* the application writer thread */
+    bool have_writer;     /* writer is set */
+    unsigned writer_full; /* times the writer found the socket full */
+    unsigned other_full;  /* times another thread (reader, application reader) did */
+    bool writer_done;     /* its sshflow_write returned ... */
+    int writer_result;    /* ... this */
+};
+
+static int stall_error(sshflow_error *err, int kind, int e, const char *what)
+{
+    if (err != NULL) {
+        err->kind = kind;
+        err->sys_errno = e;
+        snprintf(err->detail, sizeof(err->detail), "stall flow: %s%s%s", what, e != 0 ? ": " : "",
+                 e != 0 ? strerror(e) : "");
+    }
+    return kind;
+}
+
+/* Wait until the socket has `events` (0), abort (CLOSED) or the bound (TIMEOUT). */
+static int stall_poll(struct stall_flow *s, short events, sshflow_error *err)
+{
+    for (;;) {
+        struct pollfd p[2] = {{s->fd, events, 0}, {s->wake[0], POLLIN, 0}};
+        int n = poll(p, 2, STALL_IO_MS);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return stall_error(err, SSHFLOW_ERR_FLOW, errno, "poll");
+        }
+        if (n == 0) {
+            return stall_error(err, SSHFLOW_ERR_TIMEOUT, 0, "no progress within the bound");
+        }
+        if (p[1].revents != 0) {
+            return stall_error(err, SSHFLOW_ERR_CLOSED, 0, "aborted");
+        }
+        return 0; /* ready, or an error that the next send or recv reports */
+    }
+}
+
+static ssize_t stall_read(void *ctx, void *buf, size_t len, sshflow_error *err)
+{
+    struct stall_flow *s = ctx;
+    for (;;) {
+        if (atomic_load(&s->aborted)) {
+            return stall_error(err, SSHFLOW_ERR_CLOSED, 0, "aborted");
+        }
+        ssize_t n = recv(s->fd, buf, len, MSG_DONTWAIT);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return stall_error(err, SSHFLOW_ERR_FLOW, errno, "recv");
+        }
+        int r = stall_poll(s, POLLIN, err);
+        if (r != 0) {
+            return r;
+        }
+    }
+}
+
+/* The socket is full: note who found it so. */
+static void stall_note_full(struct stall_flow *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->have_writer && pthread_equal(pthread_self(), s->writer)) {
+        s->writer_full++;
+    } else {
+        s->other_full++;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int stall_write(void *ctx, const void *buf, size_t len, sshflow_error *err)
+{
+    struct stall_flow *s = ctx;
+    const uint8_t *p = buf;
+    while (len > 0) {
+        if (atomic_load(&s->aborted)) {
+            return stall_error(err, SSHFLOW_ERR_CLOSED, 0, "aborted");
+        }
+        ssize_t n = send(s->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            stall_note_full(s);
+            int r = stall_poll(s, POLLOUT, err);
+            if (r != 0) {
+                return r;
+            }
+            continue;
+        }
+        return stall_error(err, SSHFLOW_ERR_FLOW, n < 0 ? errno : EIO, "send");
+    }
+    return 0;
+}
+
+static int stall_shutdown(void *ctx, sshflow_error *err)
+{
+    struct stall_flow *s = ctx;
+    if (shutdown(s->fd, SHUT_WR) != 0) {
+        return stall_error(err, SSHFLOW_ERR_FLOW, errno, "shutdown");
+    }
+    return 0;
+}
+
+static int stall_close(void *ctx, sshflow_error *err)
+{
+    struct stall_flow *s = ctx;
+    (void)shutdown(s->fd, SHUT_RDWR); /* the descriptor itself goes in free */
+    return 0;
+}
+
+static void stall_abort(void *ctx)
+{
+    struct stall_flow *s = ctx;
+    atomic_store(&s->aborted, true);
+    if (write(s->wake[1], "x", 1) < 0) {
+        /* the pipe is empty and ours: cannot happen; the bound still ends every wait */
+    }
+}
+
+static void stall_free(void *ctx)
+{
+    struct stall_flow *s = ctx;
+    close(s->fd);
+    close(s->wake[0]);
+    close(s->wake[1]);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+static const sshflow_flow_ops stall_ops = {
+    .read = stall_read,
+    .write = stall_write,
+    .shutdown = stall_shutdown,
+    .close = stall_close,
+    .abort = stall_abort,
+    .free = stall_free,
+};
+
+/* A stall flow over fd (taken over), or NULL. */
+static struct stall_flow *stall_flow_new(int fd)
+{
+    struct stall_flow *s = calloc(1, sizeof(*s));
+    pthread_condattr_t ca;
+    if (s == NULL || fd < 0 || pipe(s->wake) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        free(s);
+        return NULL;
+    }
+    s->fd = fd;
+    atomic_init(&s->aborted, false);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return s;
+}
+
+enum stall_until { STALL_WRITER_FULL, STALL_WRITER_DONE };
+
+/* Wait (at most timeout_ms) until the writer found the socket full, or returned. 0 or -1. */
+static int stall_wait(struct stall_flow *s, enum stall_until what, int timeout_ms)
+{
+    struct timespec ts;
+    int r = 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        bool ok = what == STALL_WRITER_FULL ? s->writer_full > 0 : s->writer_done;
+        if (ok || r != 0) {
+            pthread_mutex_unlock(&s->mu);
+            return ok ? 0 : -1;
+        }
+        r = pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+}
+
+struct stall_writer {
+    sshflow_flow *f;
+    struct stall_flow *s;
+    const uint8_t *p;
+    size_t n;
+};
+
+static void *stall_writer_main(void *arg)
+{
+    struct stall_writer *w = arg;
+    sshflow_error err;
+    pthread_mutex_lock(&w->s->mu);
+    w->s->writer = pthread_self();
+    w->s->have_writer = true;
+    pthread_mutex_unlock(&w->s->mu);
+    int r = sshflow_write(w->f, w->p, w->n, &err);
+    if (r != 0) {
+        fprintf(stderr, "stuck writer: %s: %s\n", sshflow_err_kind_name(r), err.detail);
+    }
+    pthread_mutex_lock(&w->s->mu);
+    w->s->writer_result = r;
+    w->s->writer_done = true;
+    pthread_cond_broadcast(&w->s->cv);
+    pthread_mutex_unlock(&w->s->mu);
+    return NULL;
+}
+
+/*
+ * The volumes. The server grants a window far beyond what is written, so the
+ * writer never waits for window: only for the socket. What the server sends
+ * while it does not read stays within the client's initial 2 MiB window (it
+ * cannot see a WINDOW_ADJUST before it reads again) yet is far more than the
+ * socket buffers hold, so all of it arrives only if the client keeps reading.
+ */
+#define STALL_WINDOW (64u * 1024 * 1024) /* we grant */
+#define STALL_UP (16u * 1024 * 1024)     /* the client writes */
+#define STALL_OUT (1024 * 1024)          /* we send on stdout while not reading */
+#define STALL_ERR (768 * 1024)           /* and on stderr: enough for a WINDOW_ADJUST */
+#define STALL_ROUNDS 8                   /* interleaved in this many pieces each */
+#define STALL_TIMEOUT_MS 15000           /* the fake server's whole run */
+
+/* The order in which the replies came (1, 2; 0: not seen). */
+struct stall_replies {
+    unsigned count;
+    unsigned chan_failure;    /* to the channel keepalive */
+    unsigned request_failure; /* to the global keepalive */
+};
+
+static int session_stuck_writer(struct fs *fs, void *user)
+{
+    struct stall_replies *rep = user;
+    uint8_t *out = malloc(STALL_OUT), *ext = malloc(STALL_ERR);
+    uint8_t t = 0;
+    struct sf_buf m;
+    int r = -1;
+
+    if (out == NULL || ext == NULL) {
+        r = fs_fail(fs, "out of memory");
+        goto out;
+    }
+    pattern(out, STALL_OUT, 21);
+    pattern(ext, STALL_ERR, 22);
+    fs_pause_reading(fs, true);
+    /* Poke 1: the client's writer is blocked in the full socket. Then what
+     * needs the reader thread to send: two replies and a WINDOW_ADJUST. */
+    if (fs_wait_poke(fs, 1) != 0 || fs_chan_request(fs, "keepalive@openssh.com", true) != 0 ||
+        fs_global_request(fs, "keepalive@openssh.com", true) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < STALL_ROUNDS; i++) {
+        size_t o = STALL_OUT / STALL_ROUNDS, e = STALL_ERR / STALL_ROUNDS;
+        if (fs_data(fs, out + i * o, o) != 0 || fs_ext(fs, 1, ext + i * e, e) != 0) {
+            goto out;
+        }
+    }
+    fs_notify(fs); /* all of it went out: the client kept reading */
+    /* Poke 2: the test has read it all. Only now do we read again. */
+    if (fs_wait_poke(fs, 2) != 0) {
+        goto out;
+    }
+    fs_pause_reading(fs, false);
+    while (!fs_seen(fs)->eof && !fs_seen(fs)->close) {
+        if (fs_recv(fs, &t, &m) != 0) {
+            goto out;
+        }
+        if (t == SSH_MSG_CHANNEL_FAILURE && rep->chan_failure == 0) {
+            rep->chan_failure = ++rep->count;
+        } else if (t == SSH_MSG_REQUEST_FAILURE && rep->request_failure == 0) {
+            rep->request_failure = ++rep->count;
+        } else if (t == SSH_MSG_DISCONNECT) {
+            r = fs_fail(fs, "the client disconnected (reason %u: %s)",
+                        fs_seen(fs)->disconnect_reason, fs_seen(fs)->disconnect_text);
+            goto out;
+        }
+    }
+    r = fs_end_session(fs, 0);
+out:
+    free(out);
+    free(ext);
+    return r;
+}
+
+/* Read exactly n bytes of stdout (or stderr). */
+static void read_exactly(sshflow_flow *f, uint8_t *buf, size_t n, bool stderr_stream)
+{
+    sshflow_error err;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = stderr_stream ? sshflow_read_stderr(f, buf + got, n - got, &err)
+                                  : sshflow_read_into(f, buf + got, n - got, &err);
+        ck_assert_msg(k > 0, "%s: %zu of %zu bytes, then %zd (%s)",
+                      stderr_stream ? "stderr" : "stdout", got, n, k, k < 0 ? err.detail : "end");
+        got += (size_t)k;
+    }
+}
+
+/*
+ * The server stops reading; an application thread writes 16 MiB and blocks
+ * in the flow's write once the socket is full, holding the send lock. The
+ * server, still not reading, sends a keepalive channel request and a global
+ * request that both want a reply, then 1 MiB of stdout and 768 KiB of
+ * stderr. The reader thread must go on reading all of it (its replies and
+ * window adjusts are queued behind the writer), and the application must be
+ * able to read it (its own window adjusts are queued too), all while the
+ * writer stays blocked. Then the server reads again: the whole upload, the
+ * two replies in order, window adjusts, EOF; the session ends cleanly.
+ * A reader thread that waited for the send lock would stop reading after
+ * the first request: the server's sends would stop at the socket's size and
+ * the bounded wait for them fails.
+ */
+START_TEST(test_core_reader_not_stuck_behind_writer)
+{
+    struct fs_script sc;
+    struct fs_client o;
+    struct stall_replies rep = {0, 0, 0};
+    sshflow_error err;
+    script_init(&sc);
+    client_init(&o);
+    sc.window = STALL_WINDOW;
+    sc.session = session_stuck_writer;
+    sc.user = &rep;
+    sc.timeout_ms = STALL_TIMEOUT_MS;
+    struct fs *fs = fs_start(&sc);
+    ck_assert_ptr_nonnull(fs);
+    struct stall_flow *s = stall_flow_new(fs_take_client_fd(fs));
+    ck_assert_ptr_nonnull(s);
+    o.transport = sshflow_flow_new(&stall_ops, s);
+    ck_assert_ptr_nonnull(o.transport);
+    sshflow_flow *f = connect_ok(fs, &o);
+
+    uint8_t *up = malloc(STALL_UP), *out = malloc(STALL_OUT), *ext = malloc(STALL_ERR);
+    ck_assert(up != NULL && out != NULL && ext != NULL);
+    pattern(up, STALL_UP, 23);
+    struct stall_writer w = {f, s, up, STALL_UP};
+    pthread_t writer;
+    ck_assert_int_eq(pthread_create(&writer, NULL, stall_writer_main, &w), 0);
+    ck_assert_msg(stall_wait(s, STALL_WRITER_FULL, 5000) == 0,
+                  "the writer never found the socket full");
+    fs_poke(fs);
+    ck_assert_msg(fs_wait_notes(fs, 1, 8000) == 0,
+                  "the server could not send its data: the client stopped reading while a writer "
+                  "was blocked in the flow");
+    read_exactly(f, out, STALL_OUT, false);
+    read_exactly(f, ext, STALL_ERR, true);
+    ck_assert(is_pattern(out, STALL_OUT, 21));
+    ck_assert(is_pattern(ext, STALL_ERR, 22));
+    pthread_mutex_lock(&s->mu);
+    bool done = s->writer_done;
+    unsigned other_full = s->other_full;
+    pthread_mutex_unlock(&s->mu);
+    ck_assert_msg(!done, "the writer finished although the server did not read");
+    /* Nobody but the writer ever wrote into the full socket. */
+    ck_assert_uint_eq(other_full, 0);
+
+    fs_poke(fs); /* the server reads again */
+    ck_assert_msg(stall_wait(s, STALL_WRITER_DONE, 10000) == 0,
+                  "the writer did not finish once the server read again");
+    ck_assert_int_eq(pthread_join(writer, NULL), 0);
+    ck_assert_int_eq(s->writer_result, 0);
+    ck_assert_int_eq(sshflow_shutdown(f, &err), 0);
+    size_t n = 0;
+    free(read_to_eof(f, &n));
+    ck_assert_uint_eq(n, 0);
+    ck_assert_uint_eq(sshflow_stderr_dropped(f), 0);
+    close_ok(f);
+    sshflow_exit ex;
+    ck_assert_int_eq(sshflow_exit_info(f, &ex), 0);
+    ck_assert_int_eq(ex.kind, SSHFLOW_EXIT_STATUS);
+    ck_assert_uint_eq(ex.status, 0);
+    sshflow_free(f); /* frees s too */
+
+    server_ok(fs);
+    const struct fs_seen *seen = fs_seen(fs);
+    size_t got = 0;
+    const uint8_t *data = fs_client_data(fs, &got);
+    ck_assert_uint_eq(got, STALL_UP);
+    ck_assert(is_pattern(data, got, 23));
+    ck_assert_uint_eq(seen->channel_failures, 1);
+    ck_assert_uint_eq(seen->last_failure_chan, fs_server_chan(fs));
+    ck_assert_uint_eq(seen->request_failures, 1);
+    ck_assert_uint_eq(seen->request_successes, 0);
+    ck_assert_uint_eq(rep.chan_failure, 1); /* queued in the order asked */
+    ck_assert_uint_eq(rep.request_failure, 2);
+    /* All 1.75 MiB were consumed (stdout read, stderr buffered) while the
+     * writer was blocked: the window came back but for less than the quarter
+     * that triggers an adjust, and never beyond the client's window. */
+    ck_assert_uint_ge(seen->window_adjusts, 1);
+    ck_assert_uint_gt(fs_client_window(fs), SF_CHAN_WINDOW - SF_CHAN_WINDOW / 4);
+    ck_assert_uint_le(fs_client_window(fs), SF_CHAN_WINDOW);
+    ck_assert(seen->eof && seen->close);
+    free(up);
+    free(out);
+    free(ext);
+    fs_free(fs);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 
 static Suite *core_suite(void)
 {
@@ -1162,6 +1606,11 @@ static Suite *core_suite(void)
     tcase_add_loop_test(tc, test_core_rekey_by_server, 0, NSUITES);
     tcase_add_test(tc, test_core_rekey_by_client);
     tcase_add_test(tc, test_core_close_during_client_rekey);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("stuck_writer");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_core_reader_not_stuck_behind_writer);
     suite_add_tcase(s, tc);
     return s;
 }

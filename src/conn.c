@@ -420,9 +420,11 @@ static int fill_rx(struct sf_conn *c)
     }
     n = sf_flow_read(c->flow, p, room, &ferr);
     if (n == 0) {
+        pthread_mutex_lock(&c->mu);
+        const char *during = c->phase == SF_PHASE_HANDSHAKE ? c->step : NULL;
+        pthread_mutex_unlock(&c->mu);
         return sf_conn_fail(c, SF_ERR_EOF, "connection closed by the server%s%s",
-                            c->step != NULL && c->phase == SF_PHASE_HANDSHAKE ? " during " : "",
-                            c->step != NULL && c->phase == SF_PHASE_HANDSHAKE ? c->step : "");
+                            during != NULL ? " during " : "", during != NULL ? during : "");
     }
     if (n < 0) {
         pthread_mutex_lock(&c->mu);

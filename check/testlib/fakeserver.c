@@ -111,6 +111,7 @@ struct fs {
     uint32_t srv_granted; /* the window size we keep re-opening to */
     uint32_t srv_maxpkt;
     bool chan_open;
+    bool no_read;  /* fs_pause_reading(): leave the socket unread */
     uint8_t *data; /* channel data from the client */
     size_t data_len, data_cap;
 };
@@ -291,6 +292,9 @@ static int rx_fill(struct fs *fs)
 {
     for (;;) {
         uint8_t *p = NULL;
+        if (fs->no_read) {
+            return fs_fail(fs, "fake server: waiting for the client while reading is paused");
+        }
         if (sf_tp_rx_room(&fs->tp, &p) == 0) {
             return fs_fail(fs, "fake server: receive buffer full");
         }
@@ -347,7 +351,8 @@ int fs_send_raw(struct fs *fs, const void *data, size_t n)
             /* While the client cannot take more, take what it sends us, so
              * that neither side blocks on a full socket. */
             uint8_t *room = NULL;
-            bool can_read = sf_tp_rx_room(&fs->tp, &room) > 0 && !fs->seen.peer_closed;
+            bool can_read =
+                sf_tp_rx_room(&fs->tp, &room) > 0 && !fs->seen.peer_closed && !fs->no_read;
             int ev = wait_sock(fs, can_read ? (POLLOUT | POLLIN) : POLLOUT);
             if (ev < 0) {
                 return -1;
@@ -389,6 +394,11 @@ uint32_t fs_client_window(const struct fs *fs)
 uint32_t fs_server_window(const struct fs *fs)
 {
     return fs->srv_window;
+}
+
+void fs_pause_reading(struct fs *fs, bool paused)
+{
+    fs->no_read = paused;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1948,6 +1958,13 @@ sshflow_flow *fs_flow(struct fs *fs)
     return f;
 }
 
+int fs_take_client_fd(struct fs *fs)
+{
+    int fd = fs->client_sock;
+    fs->client_sock = -1;
+    return fd;
+}
+
 int fs_finish(struct fs *fs)
 {
     if (fs->started && !fs->joined) {
@@ -2165,10 +2182,12 @@ sshflow_flow *fs_connect(struct fs *fs, const struct fs_client *o, sshflow_error
             err->kind = SSHFLOW_ERR_NOMEM;
             snprintf(err->detail, sizeof(err->detail), "fs_connect: setting up the client failed");
         }
+        sshflow_free(o->transport); /* taken over, as promised */
         goto out;
     }
-    f = sshflow_client_of_flow(fs_flow(fs), FS_USER, cred, o->ha != NULL ? o->ha : ha, req, cfg,
-                               err);
+    /* client_of_flow owns the transport from here, whatever it returns. */
+    sshflow_flow *transport = o->transport != NULL ? o->transport : fs_flow(fs);
+    f = sshflow_client_of_flow(transport, FS_USER, cred, o->ha != NULL ? o->ha : ha, req, cfg, err);
 out:
     sshflow_config_free(cfg);
     sshflow_cred_free(cred);

@@ -181,6 +181,8 @@ struct fs_seen {
 struct fs *fs_start(const struct fs_script *sc);
 /* The client end as a flow (once; the flow owns the descriptor). */
 sshflow_flow *fs_flow(struct fs *fs);
+/* Or the client end as a bare descriptor (once; the caller owns it), -1 if taken. */
+int fs_take_client_fd(struct fs *fs);
 /* Wait for the server thread (bounded by the script's deadline). 0 if the
  * script ran to its end, -1 if it stopped early (fs_why says why). */
 int fs_finish(struct fs *fs);
@@ -221,6 +223,12 @@ uint32_t fs_server_chan(const struct fs *fs);
 uint32_t fs_client_window(const struct fs *fs);
 /* Bytes the client may still send us (the window we granted). */
 uint32_t fs_server_window(const struct fs *fs);
+/*
+ * Stop (true) or resume (false) reading the socket. While paused, sends
+ * wait for room without taking what the client sends (so both sides can
+ * fill their socket buffers), and anything that needs to receive fails.
+ */
+void fs_pause_reading(struct fs *fs, bool paused);
 
 /*
  * Next message from the client: *type and msg (a view after the type
@@ -287,6 +295,7 @@ struct fs_client {
     const char *rekey;                           /* RekeyLimit value */
     const char *max_stderr;                      /* MaxStderrBuffer value */
     const char *kex, *ciphers, *macs, *hostkeys; /* preference lists (NULL: defaults) */
+    sshflow_flow *transport;                     /* connect over it (taken; NULL: fs_flow()) */
 };
 #define FS_COMMAND "fake-command --arg"
 #define FS_USER "tester"
