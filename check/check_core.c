@@ -1566,6 +1566,111 @@ START_TEST(test_core_reader_not_stuck_behind_writer)
 }
 END_TEST
 
+
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+
+static int session_full_no_writer(struct fs *fs, void *user)
+{
+    struct stall_replies *rep = user;
+    uint8_t *out = malloc(STALL_OUT), *ext = malloc(STALL_ERR);
+    uint8_t t = 0;
+    struct sf_buf m;
+    int r = -1;
+    pattern(out, STALL_OUT, 21);
+    pattern(ext, STALL_ERR, 22);
+    fs_pause_reading(fs, true);
+    if (fs_wait_poke(fs, 1) != 0 || fs_chan_request(fs, "keepalive@openssh.com", true) != 0 ||
+        fs_global_request(fs, "keepalive@openssh.com", true) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < STALL_ROUNDS; i++) {
+        size_t o = STALL_OUT / STALL_ROUNDS, e = STALL_ERR / STALL_ROUNDS;
+        if (fs_data(fs, out + i * o, o) != 0 || fs_ext(fs, 1, ext + i * e, e) != 0) {
+            goto out;
+        }
+    }
+    fs_notify(fs);
+    if (fs_wait_poke(fs, 2) != 0) {
+        goto out;
+    }
+    fs_pause_reading(fs, false);
+    while (!fs_seen(fs)->eof && !fs_seen(fs)->close) {
+        if (fs_recv(fs, &t, &m) != 0) {
+            goto out;
+        }
+    }
+    (void)rep;
+    r = fs_end_session(fs, 0);
+out:
+    free(out);
+    free(ext);
+    return r;
+}
+
+START_TEST(test_core_reader_full_socket_no_writer)
+{
+    struct fs_script sc;
+    struct fs_client o;
+    struct stall_replies rep = {0, 0, 0};
+    script_init(&sc);
+    client_init(&o);
+    sc.window = STALL_WINDOW;
+    sc.session = session_full_no_writer;
+    sc.user = &rep;
+    sc.timeout_ms = STALL_TIMEOUT_MS;
+    struct fs *fs = fs_start(&sc);
+    ck_assert_ptr_nonnull(fs);
+    struct stall_flow *s = stall_flow_new(fs_take_client_fd(fs));
+    o.transport = sshflow_flow_new(&stall_ops, s);
+    sshflow_flow *f = connect_ok(fs, &o);
+    pthread_mutex_lock(&s->mu);
+    s->writer = pthread_self();
+    s->have_writer = true;
+    pthread_mutex_unlock(&s->mu);
+    int sndbuf = 0;
+    socklen_t sl = sizeof(sndbuf);
+    ck_assert_int_eq(getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl), 0);
+    uint8_t chunk[1024];
+    pattern(chunk, sizeof(chunk), 9);
+    sshflow_error err;
+    unsigned writes = 0;
+    for (;;) {
+        int q = 0;
+        ck_assert_int_eq(ioctl(s->fd, SIOCOUTQ, &q), 0);
+        if (q >= sndbuf) {
+            break;
+        }
+        ck_assert_int_eq(sshflow_write(f, chunk, sizeof(chunk), &err), 0);
+        writes++;
+    }
+    ck_assert_uint_gt(writes, 0);
+    fs_poke(fs);
+    int nr = fs_wait_notes(fs, 1, 8000);
+    ck_assert_msg(nr == 0, "the reader thread stopped reading: it blocked writing its reply into the full socket");
+
+    /* Then everything ends well: the data is all there, the replies arrive. */
+    fs_poke(fs); /* the server reads again */
+    ck_assert_int_eq(sshflow_shutdown(f, &err), 0);
+    size_t n = 0;
+    uint8_t *got_out = read_to_eof(f, &n);
+    ck_assert_uint_eq(n, STALL_OUT);
+    ck_assert(is_pattern(got_out, n, 21));
+    free(got_out);
+    ck_assert_uint_eq(sshflow_stderr_dropped(f), 0);
+    close_ok(f);
+    sshflow_free(f); /* frees s too */
+    server_ok(fs);
+    const struct fs_seen *seen = fs_seen(fs);
+    size_t up = 0;
+    (void)fs_client_data(fs, &up);
+    ck_assert_uint_eq(up, (size_t)writes * sizeof(chunk));
+    ck_assert_uint_eq(seen->channel_failures, 1);
+    ck_assert_uint_eq(seen->request_failures, 1);
+    ck_assert(seen->eof && seen->close);
+    fs_free(fs);
+}
+END_TEST
 /* ------------------------------------------------------------------------ */
 
 static Suite *core_suite(void)
@@ -1611,6 +1716,7 @@ static Suite *core_suite(void)
     tc = tcase_create("stuck_writer");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_core_reader_not_stuck_behind_writer);
+    tcase_add_test(tc, test_core_reader_full_socket_no_writer);
     suite_add_tcase(s, tc);
     return s;
 }

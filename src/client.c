@@ -534,19 +534,32 @@ static void *reader_main(void *arg)
 }
 
 /*
- * The time-based re-key (RekeyLimit's second value): the reader thread only
- * wakes for packets, so an idle connection needs a clock. Sleeps on cv until
- * the limit after the last completed exchange, then starts one.
+ * The helper thread, one per connection once the session runs:
+ *  - sends the control messages the reader thread queued (window adjusts,
+ *    replies to keepalives, CHANNEL_CLOSE), so the reader never blocks in a
+ *    flow write and always goes on reading;
+ *  - starts the time-based re-key (RekeyLimit's second value): the reader
+ *    only wakes for packets, so an idle connection needs a clock.
  */
-static void *timer_main(void *arg)
+static void *helper_main(void *arg)
 {
     struct sf_conn *c = arg;
     unsigned started_for = 0; /* kex_done when we last started one */
 
     pthread_mutex_lock(&c->mu);
+    c->helper_ready = true;
     while (c->phase == SF_PHASE_READY && !c->closing) {
+        if (c->ctl_pending) {
+            c->ctl_pending = false;
+            pthread_mutex_unlock(&c->mu);
+            pthread_mutex_lock(&c->send_mu);
+            sf_conn_send_unlock(c); /* sends the queue unless a key exchange runs */
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        bool timed = c->cfg.rekey_seconds > 0;
         uint64_t deadline = c->kex_done_ms + c->cfg.rekey_seconds * 1000;
-        if (c->kex_done != started_for && sf_now_ms() >= deadline) {
+        if (timed && c->kex_done != started_for && sf_now_ms() >= deadline) {
             started_for = c->kex_done;
             pthread_mutex_unlock(&c->mu);
             sf_log("re-keying (time limit)");
@@ -556,15 +569,16 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&c->mu);
             continue;
         }
-        if (c->kex_done == started_for) {
-            /* Our exchange is under way: wait for it to complete. */
-            pthread_cond_wait(&c->cv, &c->mu);
+        if (!timed || c->kex_done == started_for) {
+            /* Nothing timed, or our exchange is under way: wait for news. */
+            pthread_cond_wait(&c->helper_cv, &c->mu);
             continue;
         }
         struct timespec ts;
         sf_abstime(CLOCK_MONOTONIC, deadline - sf_now_ms(), &ts);
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        pthread_cond_timedwait(&c->helper_cv, &c->mu, &ts);
     }
+    c->helper_ready = false;
     pthread_mutex_unlock(&c->mu);
     return NULL;
 }
@@ -577,10 +591,11 @@ void sf_conn_teardown(struct sf_conn *c, bool graceful)
     pthread_mutex_lock(&c->mu);
     c->closing = true;
     bool join = c->reader_started;
-    bool join_timer = c->timer_started;
+    bool join_helper = c->helper_started;
     c->reader_started = false;
-    c->timer_started = false;
+    c->helper_started = false;
     pthread_cond_broadcast(&c->cv);
+    pthread_cond_broadcast(&c->helper_cv);
     pthread_mutex_unlock(&c->mu);
     sf_flow_abort(c->flow);
     /* Writers waiting for a key exchange, and readers, must not wait any more. */
@@ -591,8 +606,8 @@ void sf_conn_teardown(struct sf_conn *c, bool graceful)
     if (join) {
         pthread_join(c->reader, NULL);
     }
-    if (join_timer) {
-        pthread_join(c->timer, NULL);
+    if (join_helper) {
+        pthread_join(c->helper, NULL);
     }
     pthread_mutex_lock(&c->mu);
     if (c->err_code == 0) {
@@ -738,16 +753,14 @@ SSHFLOW_API sshflow_flow *sshflow_client_of_flow(sshflow_flow *transport, const 
         return NULL;
     }
     sshflow_hostauth_free(owned_auth);
-    if (c->cfg.rekey_seconds > 0) {
-        if (pthread_create(&c->timer, NULL, timer_main, c) != 0) {
-            sf_err_set(err, SF_ERR_NOMEM, "cannot start the re-key timer thread");
-            destroy(c);
-            return NULL;
-        }
-        pthread_mutex_lock(&c->mu);
-        c->timer_started = true;
-        pthread_mutex_unlock(&c->mu);
+    if (pthread_create(&c->helper, NULL, helper_main, c) != 0) {
+        sf_err_set(err, SF_ERR_NOMEM, "cannot start the connection's helper thread");
+        destroy(c);
+        return NULL;
     }
+    pthread_mutex_lock(&c->mu);
+    c->helper_started = true;
+    pthread_mutex_unlock(&c->mu);
     if ((r = sf_chan_make_flow(c, &out)) != 0) {
         sf_err_set(err, r, "out of memory");
         destroy(c);

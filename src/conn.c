@@ -65,6 +65,7 @@ int sf_conn_new(struct sf_conn **out, sshflow_flow *flow, const struct sshflow_c
     pthread_cond_init(&c->cv, &ca);
     pthread_mutex_init(&c->send_mu, NULL);
     pthread_cond_init(&c->send_cv, &ca);
+    pthread_cond_init(&c->helper_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&c->write_mu, NULL);
     pthread_mutex_init(&c->ctl_mu, NULL);
@@ -107,6 +108,7 @@ void sf_conn_free(struct sf_conn *c)
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->send_mu);
     pthread_cond_destroy(&c->send_cv);
+    pthread_cond_destroy(&c->helper_cv);
     pthread_mutex_destroy(&c->write_mu);
     pthread_mutex_destroy(&c->ctl_mu);
     sf_free(c);
@@ -138,6 +140,7 @@ static int vfail_locked(struct sf_conn *c, int code, const char *fmt, va_list ap
 {
     int r = vrecord_locked(c, code, fmt, ap);
     pthread_cond_broadcast(&c->cv);
+    pthread_cond_broadcast(&c->helper_cv);
     return r;
 }
 
@@ -191,6 +194,7 @@ int sf_conn_fail_disconnect(struct sf_conn *c, uint32_t reason, int code, const 
     sf_conn_disconnect(c, reason, sf_err_str(code));
     pthread_mutex_lock(&c->mu);
     pthread_cond_broadcast(&c->cv);
+    pthread_cond_broadcast(&c->helper_cv);
     pthread_mutex_unlock(&c->mu);
     return r;
 }
@@ -321,6 +325,22 @@ int sf_conn_send(struct sf_conn *c, const uint8_t *payload, size_t len, int kind
         pthread_mutex_unlock(&c->ctl_mu);
         if (r != 0) {
             return sf_conn_fail(c, r, "queueing a control message failed: %s", sf_err_str(r));
+        }
+        /*
+         * The reader thread never writes these to the flow itself once the
+         * session runs: a full socket would stop it reading. The helper
+         * thread sends them.
+         */
+        pthread_mutex_lock(&c->mu);
+        /* helper_ready implies c->reader was written (mu orders it). */
+        bool handed = c->helper_ready && pthread_equal(pthread_self(), c->reader);
+        if (handed) {
+            c->ctl_pending = true;
+            pthread_cond_signal(&c->helper_cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (handed) {
+            return 0;
         }
         if (pthread_mutex_trylock(&c->send_mu) == 0) {
             sf_conn_send_unlock(c); /* sends it, unless a key exchange runs */

@@ -269,8 +269,11 @@ struct sf_conn {
     char server_sig_algs[SF_NAMELIST_MAX]; /* from EXT_INFO */
     char desc[512];      /* negotiated algorithms, for sshflow_describe */
     uint64_t kex_done_ms; /* when the last key exchange completed (time-based re-key) */
-    pthread_t timer;      /* re-key timer thread (time-based RekeyLimit) */
-    bool timer_started;
+    pthread_t helper;     /* helper thread: sends the reader's control messages, time-based re-key */
+    bool helper_started;  /* pthread_create succeeded (joined at teardown) */
+    bool helper_ready;    /* the helper is in its loop: the reader may hand it messages */
+    bool ctl_pending;     /* the reader queued control messages for the helper */
+    pthread_cond_t helper_cv; /* with mu: wakes the helper */
 
     /* --- owned by the reader thread (no lock) --- */
     char v_c[SF_VERSION_LINE_MAX + 1], v_s[SF_VERSION_LINE_MAX + 1]; /* without CR LF */

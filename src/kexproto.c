@@ -504,6 +504,7 @@ static int recv_newkeys(struct sf_conn *c, struct sf_buf *m)
     pthread_mutex_lock(&c->mu);
     c->kex_done++;
     c->kex_done_ms = c->kex_started_ms;
+    pthread_cond_broadcast(&c->helper_cv);
     snprintf(c->desc, sizeof(c->desc), "kex=%s hostkey=%s cipher=%s mac=%s%s", c->neg.kex->name,
              c->neg.hostkey_alg, c->neg.cipher_ctos->name,
              c->neg.mac_ctos != NULL ? c->neg.mac_ctos->name : "implicit",
