@@ -547,7 +547,6 @@ static void *helper_main(void *arg)
     unsigned started_for = 0; /* kex_done when we last started one */
 
     pthread_mutex_lock(&c->mu);
-    c->helper_ready = true;
     while (c->phase == SF_PHASE_READY && !c->closing) {
         if (c->ctl_pending) {
             c->ctl_pending = false;
@@ -753,7 +752,15 @@ SSHFLOW_API sshflow_flow *sshflow_client_of_flow(sshflow_flow *transport, const 
         return NULL;
     }
     sshflow_hostauth_free(owned_auth);
+    /* Ready before it runs: from now on the reader hands it its control
+     * messages, even if the helper is scheduled late (ctl_pending waits). */
+    pthread_mutex_lock(&c->mu);
+    c->helper_ready = true;
+    pthread_mutex_unlock(&c->mu);
     if (pthread_create(&c->helper, NULL, helper_main, c) != 0) {
+        pthread_mutex_lock(&c->mu);
+        c->helper_ready = false;
+        pthread_mutex_unlock(&c->mu);
         sf_err_set(err, SF_ERR_NOMEM, "cannot start the connection's helper thread");
         destroy(c);
         return NULL;
