@@ -168,6 +168,8 @@ int sf_tp_decode(struct sf_tp *tp, struct sf_buf *payload)
         if (((excl ? 0 : 4) + pktlen) % block != 0) {
             return SF_ERR_BAD_FORMAT;
         }
+    } else if ((4 + pktlen) % block != 0) {
+        return SF_ERR_BAD_FORMAT; /* RFC 4253 s6: a multiple of 8 even in the clear */
     }
     uint8_t padlen = pkt[4];
     if (padlen < 4 || (size_t)padlen + 1 > pktlen) {
