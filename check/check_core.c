@@ -11,6 +11,7 @@
  * Must never: hang (every wait is bounded: ConnectTimeout 5, the fake
  * server's own deadline, bounded closes), or need a network or a real server.
  */
+#include "coretest.h"
 #include "fakeserver.h"
 
 #include <check.h>
@@ -29,23 +30,10 @@
 
 #define CLOSE_MS 3000
 
-static struct fs_keys keys;
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
-
-static void script_init(struct fs_script *sc)
-{
-    memset(sc, 0, sizeof(*sc));
-    sc->hostkey = keys.host;
-}
-
-static void client_init(struct fs_client *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->keys = &keys;
-}
 
 static void pattern(uint8_t *p, size_t n, unsigned seed)
 {
@@ -104,19 +92,6 @@ static uint8_t *read_to_eof(sshflow_flow *f, size_t *len)
 /* A whole session, with every cipher and MAC                               */
 /* ------------------------------------------------------------------------ */
 
-static const struct {
-    const char *cipher, *mac;
-} suites[] = {
-    {"chacha20-poly1305@openssh.com", NULL},
-    {"aes128-gcm@openssh.com", NULL},
-    {"aes256-gcm@openssh.com", NULL},
-    {"aes128-ctr", "hmac-sha2-256"},
-    {"aes192-ctr", "hmac-sha2-512"},
-    {"aes256-ctr", "hmac-sha2-256-etm@openssh.com"},
-    {"aes128-ctr", "hmac-sha2-512-etm@openssh.com"},
-};
-#define NSUITES ((int)(sizeof(suites) / sizeof(suites[0])))
-
 #define UP_LEN (100 * 1024 + 17)  /* client to server */
 #define DOWN_LEN (150 * 1024 + 3) /* server to client */
 
@@ -139,10 +114,10 @@ START_TEST(test_core_session_every_suite)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
-    sc.ciphers = suites[_i].cipher;
-    sc.macs = suites[_i].mac;
+    ct_script_init(&sc);
+    ct_client_init(&o);
+    sc.ciphers = ct_suites[_i].cipher;
+    sc.macs = ct_suites[_i].mac;
     sc.session = session_both_ways;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -150,7 +125,7 @@ START_TEST(test_core_session_every_suite)
 
     char desc[512];
     ck_assert_int_eq(sshflow_describe(f, desc, sizeof(desc)), 0);
-    ck_assert_msg(strstr(desc, suites[_i].cipher) != NULL, "describe: %s", desc);
+    ck_assert_msg(strstr(desc, ct_suites[_i].cipher) != NULL, "describe: %s", desc);
     ck_assert_msg(strstr(desc, "strict-kex") != NULL, "describe: %s", desc);
     ck_assert_uint_eq(sshflow_kex_count(f), 1);
 
@@ -177,7 +152,7 @@ START_TEST(test_core_session_every_suite)
     const uint8_t *data = fs_client_data(fs, &got);
     ck_assert_uint_eq(got, UP_LEN);
     ck_assert(is_pattern(data, got, 1));
-    ck_assert_str_eq(s->cipher, suites[_i].cipher);
+    ck_assert_str_eq(s->cipher, ct_suites[_i].cipher);
     ck_assert_str_eq(s->request, "exec");
     ck_assert_str_eq(s->command, FS_COMMAND);
     ck_assert_str_eq(s->user, FS_USER);
@@ -200,11 +175,11 @@ START_TEST(test_core_session_no_strict)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.no_strict = true;
-    sc.ciphers = suites[_i].cipher;
-    sc.macs = suites[_i].mac;
+    sc.ciphers = ct_suites[_i].cipher;
+    sc.macs = ct_suites[_i].mac;
     sc.session = session_both_ways;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -234,14 +209,14 @@ END_TEST
 /* Host key types: ed25519, ECDSA P-256, RSA (rsa-sha2-512). */
 START_TEST(test_core_hostkey_types)
 {
-    const char *paths[] = {keys.host, keys.ecdsa, keys.rsa};
-    const char *fps[] = {keys.host_fp, keys.ecdsa_fp, keys.rsa_fp};
+    const char *paths[] = {ct_keys.host, ct_keys.ecdsa, ct_keys.rsa};
+    const char *fps[] = {ct_keys.host_fp, ct_keys.ecdsa_fp, ct_keys.rsa_fp};
     const char *algs[] = {"hostkey=ssh-ed25519", "hostkey=ecdsa-sha2-nistp256",
                           "hostkey=rsa-sha2-512"};
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.hostkey = paths[_i];
     o.hostauth = fps[_i];
     struct fs *fs = fs_start(&sc);
@@ -279,8 +254,8 @@ START_TEST(test_core_stderr_apart)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_stderr;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -330,8 +305,8 @@ START_TEST(test_core_stderr_buffer_full)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     o.max_stderr = "1K";
     sc.session = session_stderr_flood;
     struct fs *fs = fs_start(&sc);
@@ -373,8 +348,8 @@ START_TEST(test_core_exit_signal)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_signal;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -411,8 +386,8 @@ START_TEST(test_core_exit_none_vs_zero)
     struct exit_case e = {_i == 0 ? -1 : 0};
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_exit;
     sc.user = &e;
     struct fs *fs = fs_start(&sc);
@@ -443,8 +418,8 @@ START_TEST(test_core_auth_password)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.password = "s3cret";
     sc.banner = "Welcome to the fake server\r\n";
     o.no_key = true;
@@ -470,8 +445,8 @@ START_TEST(test_core_auth_key_then_password)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.refuse_publickey = true;
     sc.password = "pw";
     o.password = "pw";
@@ -496,8 +471,8 @@ START_TEST(test_core_auth_refused)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.auth_refuse = true;
     o.password = "wrong";
     struct fs *fs = fs_start(&sc);
@@ -526,8 +501,8 @@ START_TEST(test_core_open_refused)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.open_refuse = true;
     sc.open_fail_code = 4; /* SSH_OPEN_RESOURCE_SHORTAGE */
     sc.open_fail_text = "no more sessions today";
@@ -550,8 +525,8 @@ START_TEST(test_core_request_refused)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.request_refuse = true;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -598,8 +573,8 @@ START_TEST(test_core_client_respects_window)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.window = SMALL_WINDOW;
     sc.maxpkt = SMALL_MAXPKT;
     sc.no_auto_window = true;
@@ -647,8 +622,8 @@ START_TEST(test_core_client_reopens_window)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_big_down;
     sc.timeout_ms = 15000;
     struct fs *fs = fs_start(&sc);
@@ -699,8 +674,8 @@ START_TEST(test_core_keepalive_requests)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_keepalives;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -735,8 +710,8 @@ START_TEST(test_core_global_request_in_handshake)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.hook = hook_global_at_open;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -789,8 +764,8 @@ static void run_unknown(uint8_t type)
     struct unimpl_case u = {type, 0};
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_unknown;
     sc.user = &u;
     struct fs *fs = fs_start(&sc);
@@ -857,10 +832,10 @@ START_TEST(test_core_rekey_by_server)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
-    sc.ciphers = suites[_i].cipher;
-    sc.macs = suites[_i].mac;
+    ct_script_init(&sc);
+    ct_client_init(&o);
+    sc.ciphers = ct_suites[_i].cipher;
+    sc.macs = ct_suites[_i].mac;
     sc.session = session_server_rekey;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -918,8 +893,8 @@ START_TEST(test_core_rekey_by_client)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     o.rekey = "32K";
     sc.session = session_echo_after_eof;
     struct fs *fs = fs_start(&sc);
@@ -999,8 +974,8 @@ START_TEST(test_core_close_during_client_rekey)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     o.rekey = "1K"; /* our 4 KiB make the client start a re-key */
     sc.hook = hook_close_in_rekey;
     sc.session = session_data_then_wait;
@@ -1031,8 +1006,8 @@ START_TEST(test_core_lines_before_version)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.pre_version = "Hello, this is a banner\r\nSSH is not yet here\nlast line\r\n";
     sc.version = "SSH-2.0-fakepeer_2.0 with comments";
     struct fs *fs = fs_start(&sc);
@@ -1054,8 +1029,8 @@ START_TEST(test_core_version_199)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.version = "SSH-1.99-fakepeer";
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -1097,8 +1072,8 @@ START_TEST(test_core_hostkey_callback)
     struct cb_seen cs = {0, "", "", _i == 0};
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sshflow_hostauth *ha = sshflow_hostauth_callback(hostkey_cb, &cs);
     ck_assert_ptr_nonnull(ha);
     o.ha = ha;
@@ -1108,7 +1083,7 @@ START_TEST(test_core_hostkey_callback)
     sshflow_flow *f = fs_connect(fs, &o, &err);
     ck_assert_int_eq(cs.calls, 1);
     ck_assert_str_eq(cs.keytype, "ssh-ed25519");
-    ck_assert_str_eq(cs.fp, keys.host_fp);
+    ck_assert_str_eq(cs.fp, ct_keys.host_fp);
     if (cs.accept) {
         ck_assert_msg(f != NULL, "%s", err.detail);
         ck_assert_int_eq(sshflow_shutdown(f, &err), 0);
@@ -1485,8 +1460,8 @@ START_TEST(test_core_reader_not_stuck_behind_writer)
     struct fs_client o;
     struct stall_replies rep = {0, 0, 0};
     sshflow_error err;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.window = STALL_WINDOW;
     sc.session = session_stuck_writer;
     sc.user = &rep;
@@ -1613,8 +1588,8 @@ START_TEST(test_core_reader_full_socket_no_writer)
     struct fs_script sc;
     struct fs_client o;
     struct stall_replies rep = {0, 0, 0};
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.window = STALL_WINDOW;
     sc.session = session_full_no_writer;
     sc.user = &rep;
@@ -1678,8 +1653,8 @@ static Suite *core_suite(void)
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("session");
     tcase_set_timeout(tc, 10);
-    tcase_add_loop_test(tc, test_core_session_every_suite, 0, NSUITES);
-    tcase_add_loop_test(tc, test_core_session_no_strict, 0, NSUITES);
+    tcase_add_loop_test(tc, test_core_session_every_suite, 0, CT_NSUITES);
+    tcase_add_loop_test(tc, test_core_session_no_strict, 0, CT_NSUITES);
     tcase_add_loop_test(tc, test_core_hostkey_types, 0, 3);
     tcase_add_test(tc, test_core_stderr_apart);
     tcase_add_test(tc, test_core_stderr_buffer_full);
@@ -1708,7 +1683,7 @@ static Suite *core_suite(void)
 
     tc = tcase_create("rekey");
     tcase_set_timeout(tc, 10);
-    tcase_add_loop_test(tc, test_core_rekey_by_server, 0, NSUITES);
+    tcase_add_loop_test(tc, test_core_rekey_by_server, 0, CT_NSUITES);
     tcase_add_test(tc, test_core_rekey_by_client);
     tcase_add_test(tc, test_core_close_during_client_rekey);
     suite_add_tcase(s, tc);
@@ -1721,23 +1696,10 @@ static Suite *core_suite(void)
     return s;
 }
 
-static void log_stderr(void *user, const char *msg)
-{
-    fprintf(stderr, "sshflow: %s\n", msg);
-}
-
 int main(void)
 {
-    if (getenv("FS_DEBUG") != NULL) {
-        sshflow_set_log(log_stderr, NULL);
-    }
-    if (fs_keys_make(&keys) != 0) {
+    if (ct_begin() != 0) {
         return 1;
     }
-    SRunner *sr = srunner_create(core_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    fs_keys_remove(&keys);
-    return failed == 0 ? 0 : 1;
+    return ct_run(core_suite());
 }

@@ -8,6 +8,7 @@
  * Must never: hang (ConnectTimeout 5 or less, bounded closes, the fake
  * server's own deadline), or need a network or a real server.
  */
+#include "coretest.h"
 #include "fakeserver.h"
 
 #include <check.h>
@@ -20,31 +21,18 @@
 
 #define CLOSE_MS 5000
 
-static struct fs_keys keys;
 static size_t kexinit_len; /* of the KEXINIT script_small() sends */
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void script_init(struct fs_script *sc)
-{
-    memset(sc, 0, sizeof(*sc));
-    sc->hostkey = keys.host;
-}
-
 /* Short algorithm lists, so that truncation loops stay short. */
 static void script_small(struct fs_script *sc)
 {
-    script_init(sc);
+    ct_script_init(sc);
     sc->ciphers = "chacha20-poly1305@openssh.com";
     sc->macs = "hmac-sha2-256";
-}
-
-static void client_init(struct fs_client *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->keys = &keys;
 }
 
 static const char *kind_name(int k)
@@ -136,19 +124,6 @@ static int wait_gone(struct fs *fs)
     return 0;
 }
 
-static const struct {
-    const char *cipher, *mac;
-} suites[] = {
-    {"chacha20-poly1305@openssh.com", NULL},
-    {"aes128-gcm@openssh.com", NULL},
-    {"aes256-gcm@openssh.com", NULL},
-    {"aes128-ctr", "hmac-sha2-256"},
-    {"aes192-ctr", "hmac-sha2-512"},
-    {"aes256-ctr", "hmac-sha2-256-etm@openssh.com"},
-    {"aes128-ctr", "hmac-sha2-512-etm@openssh.com"},
-};
-#define NSUITES ((int)(sizeof(suites) / sizeof(suites[0])))
-
 /* ------------------------------------------------------------------------ */
 /* Stopping, hanging, disconnecting at each point                            */
 /* ------------------------------------------------------------------------ */
@@ -159,8 +134,8 @@ START_TEST(test_core_connect_timeout)
     enum fs_point at = (enum fs_point)_i;
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.hang = true;
     sc.hang_at = at;
     o.timeout_s = 1;
@@ -179,8 +154,8 @@ static void disconnect_at(enum fs_point at, bool strict)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.no_strict = !strict;
     sc.disconnect = true;
     sc.disconnect_at = at;
@@ -230,8 +205,8 @@ START_TEST(test_core_drop_at_each_point)
     enum fs_point at = (enum fs_point)_i;
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.hook = drop_hook;
     sc.user = &at;
     /* Reading sees the end of the stream, or writing a broken pipe. */
@@ -255,8 +230,8 @@ START_TEST(test_core_handshake_wait_sleeps)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.hang = true;
     sc.hang_at = FS_AT_KEXREPLY;
     o.timeout_s = 1;
@@ -282,8 +257,8 @@ START_TEST(test_core_close_wait_sleeps)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_silent;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -328,8 +303,8 @@ START_TEST(test_core_close_bounded_in_stalled_rekey)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.session = session_stall_rekey;
     struct fs *fs = fs_start(&sc);
     ck_assert_ptr_nonnull(fs);
@@ -358,12 +333,12 @@ START_TEST(test_core_bad_hostkey_signature)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     if (_i == 0) {
         sc.bad_signature = true; /* one bit flipped */
     } else {
-        sc.sign_key = keys.other; /* a good signature by the wrong key */
+        sc.sign_key = ct_keys.other; /* a good signature by the wrong key */
     }
     struct fs *fs = handshake_fails(&sc, &o, SSHFLOW_ERR_HOSTKEY, "does not verify");
     const struct fs_seen *s = fs_seen(fs);
@@ -381,9 +356,9 @@ START_TEST(test_core_hostkey_refused)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
-    o.hostauth = keys.other_fp;
+    ct_script_init(&sc);
+    ct_client_init(&o);
+    o.hostauth = ct_keys.other_fp;
     struct fs *fs = handshake_fails(&sc, &o, SSHFLOW_ERR_HOSTKEY, NULL);
     const struct fs_seen *s = fs_seen(fs);
     ck_assert(s->disconnect);
@@ -400,8 +375,8 @@ START_TEST(test_core_bad_server_value)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.bad_qs = _i + 1;
     struct fs *fs = handshake_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, "bad server value");
     ck_assert_uint_eq(fs_seen(fs)->kex_done, 0);
@@ -415,8 +390,8 @@ START_TEST(test_core_nothing_in_common)
     struct fs_script sc;
     struct fs_client o;
     const char *word = NULL;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     switch (_i) {
     case 0:
         sc.kex_algs = "diffie-hellman-group1-sha1,sntrup761x25519-sha512@openssh.com";
@@ -456,9 +431,9 @@ START_TEST(test_core_rekey_hostkey_changed)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
-    sc.rekey_hostkey = keys.other;
+    ct_script_init(&sc);
+    ct_client_init(&o);
+    sc.rekey_hostkey = ct_keys.other;
     sc.session = session_rekey;
     struct fs *fs = session_fails(&sc, &o, SSHFLOW_ERR_HOSTKEY, "changed");
     ck_assert_uint_eq(fs_seen(fs)->kex_done, 1);
@@ -493,9 +468,9 @@ START_TEST(test_core_rekey_failure_seen_by_writer)
     for (int round = 0; round < RACE_ROUNDS; round++) {
         struct fs_script sc;
         struct fs_client o;
-        script_init(&sc);
-        client_init(&o);
-        sc.rekey_hostkey = keys.other;
+        ct_script_init(&sc);
+        ct_client_init(&o);
+        sc.rekey_hostkey = ct_keys.other;
         sc.session = session_poke_then_rekey;
         sc.window = UINT32_MAX; /* never stop the writer for window */
         struct fs *fs = fs_start(&sc);
@@ -540,10 +515,10 @@ START_TEST(test_core_mac_failure)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
-    sc.ciphers = suites[_i].cipher;
-    sc.macs = suites[_i].mac;
+    ct_script_init(&sc);
+    ct_client_init(&o);
+    sc.ciphers = ct_suites[_i].cipher;
+    sc.macs = ct_suites[_i].mac;
     sc.corrupt_packet = 4; /* KEXINIT, reply, NEWKEYS, then EXT_INFO */
     struct fs *fs = handshake_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, "failed authentication");
     ck_assert(fs_seen(fs)->disconnect);
@@ -557,8 +532,8 @@ START_TEST(test_core_bad_packet_length)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     switch (_i) {
     case 0:
         sc.oversize_packet = 1;
@@ -573,8 +548,8 @@ START_TEST(test_core_bad_packet_length)
         sc.oversize_len = 1; /* shorter than padding_length + 4 bytes of padding */
         break;
     default:
-        sc.ciphers = suites[_i - 3].cipher;
-        sc.macs = suites[_i - 3].mac;
+        sc.ciphers = ct_suites[_i - 3].cipher;
+        sc.macs = ct_suites[_i - 3].mac;
         sc.oversize_packet = 4;
         sc.oversize_len = 0x40000000u;
         break;
@@ -591,7 +566,7 @@ END_TEST
 static void truncated(struct fs_script *sc, uint8_t type, size_t len, size_t full, bool session)
 {
     struct fs_client o;
-    client_init(&o);
+    ct_client_init(&o);
     sc->truncate = true;
     sc->truncate_type = type;
     sc->truncate_len = len;
@@ -683,7 +658,7 @@ START_TEST(test_core_service_accept_malformed)
     struct fs_script sc;
     struct fs_client o;
     script_small(&sc);
-    client_init(&o);
+    ct_client_init(&o);
     if (_i == 0) {
         sc.truncate = true;
         sc.truncate_type = SSH_MSG_SERVICE_ACCEPT;
@@ -714,8 +689,8 @@ START_TEST(test_core_strict_ignore_first_refused)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.hook = hook_ignore_first;
     struct fs *fs = handshake_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, "strict");
     ck_assert(fs_seen(fs)->client_strict);
@@ -729,8 +704,8 @@ START_TEST(test_core_no_strict_ignore_first_accepted)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.no_strict = true;
     sc.hook = hook_ignore_first;
     fs_free(handshake_ok(&sc, &o));
@@ -791,8 +766,8 @@ START_TEST(test_core_strict_message_during_kex_refused)
     struct during_kex d = {_i};
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.hook = hook_msg_during_kex;
     sc.user = &d;
     struct fs *fs = handshake_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, "strict");
@@ -807,8 +782,8 @@ START_TEST(test_core_no_strict_ignore_during_kex_accepted)
     struct during_kex d = {_i};
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.no_strict = true;
     sc.hook = hook_msg_during_kex;
     sc.user = &d;
@@ -833,8 +808,8 @@ START_TEST(test_core_kex_out_of_order)
     int which = _i;
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.no_strict = true; /* refused even without strict KEX */
     sc.hook = hook_kex_out_of_order;
     sc.user = &which;
@@ -851,8 +826,8 @@ START_TEST(test_core_kex_guess)
 {
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     sc.kex_follows = true;
     sc.no_strict = _i == 1;
     if (_i < 2) {
@@ -898,8 +873,8 @@ START_TEST(test_core_bad_version)
     struct fs_script sc;
     struct fs_client o;
     const char *word = NULL;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     switch (_i) {
     case 0:
         sc.version = "SSH-1.5-ancient";
@@ -944,8 +919,8 @@ START_TEST(test_core_version_longest)
     static char v[254];
     struct fs_script sc;
     struct fs_client o;
-    script_init(&sc);
-    client_init(&o);
+    ct_script_init(&sc);
+    ct_client_init(&o);
     memset(v, 'y', sizeof(v) - 1);
     memcpy(v, "SSH-2.0-", 8);
     v[253] = '\0';
@@ -989,7 +964,7 @@ START_TEST(test_core_data_beyond_window)
     struct fs_script sc;
     struct fs_client o;
     script_small(&sc);
-    client_init(&o);
+    ct_client_init(&o);
     sc.session = session_beyond_window;
     fs_free(session_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, "channel"));
 }
@@ -1013,7 +988,7 @@ START_TEST(test_core_window_adjust_overflow)
     struct fs_script sc;
     struct fs_client o;
     script_small(&sc);
-    client_init(&o);
+    ct_client_init(&o);
     sc.session = session_window_overflow;
     fs_free(session_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, "channel"));
 }
@@ -1037,7 +1012,7 @@ START_TEST(test_core_window_adjust_to_max)
     struct fs_script sc;
     struct fs_client o;
     script_small(&sc);
-    client_init(&o);
+    ct_client_init(&o);
     sc.session = session_window_max;
     fs_free(handshake_ok(&sc, &o));
 }
@@ -1114,7 +1089,7 @@ START_TEST(test_core_bad_channel_message)
     struct fs_script sc;
     struct fs_client o;
     script_small(&sc);
-    client_init(&o);
+    ct_client_init(&o);
     sc.session = session_bad_channel_msg;
     sc.user = &which;
     fs_free(session_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, NULL));
@@ -1135,7 +1110,7 @@ START_TEST(test_core_data_during_server_rekey)
     struct fs_script sc;
     struct fs_client o;
     script_small(&sc);
-    client_init(&o);
+    ct_client_init(&o);
     sc.session = session_data_in_rekey;
     fs_free(session_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, "during a key exchange"));
 }
@@ -1147,7 +1122,7 @@ START_TEST(test_core_tiny_max_packet)
     struct fs_script sc;
     struct fs_client o;
     script_small(&sc);
-    client_init(&o);
+    ct_client_init(&o);
     sc.confirm_maxpkt = 100;
     fs_free(handshake_fails(&sc, &o, SSHFLOW_ERR_PROTOCOL, NULL));
 }
@@ -1178,8 +1153,8 @@ static Suite *faults_suite(void)
     tcase_add_loop_test(tc, test_core_nothing_in_common, 0, 4);
     tcase_add_test(tc, test_core_rekey_hostkey_changed);
     tcase_add_test(tc, test_core_rekey_failure_seen_by_writer);
-    tcase_add_loop_test(tc, test_core_mac_failure, 0, NSUITES);
-    tcase_add_loop_test(tc, test_core_bad_packet_length, 0, 3 + NSUITES);
+    tcase_add_loop_test(tc, test_core_mac_failure, 0, CT_NSUITES);
+    tcase_add_loop_test(tc, test_core_bad_packet_length, 0, 3 + CT_NSUITES);
     tcase_add_test(tc, test_core_strict_ignore_first_refused);
     tcase_add_test(tc, test_core_no_strict_ignore_first_accepted);
     tcase_add_loop_test(tc, test_core_strict_message_during_kex_refused, 0, NMSGS_DURING_KEX);
@@ -1213,17 +1188,9 @@ static Suite *faults_suite(void)
     return s;
 }
 
-static void log_stderr(void *user, const char *msg)
-{
-    fprintf(stderr, "sshflow: %s\n", msg);
-}
-
 int main(void)
 {
-    if (getenv("FS_DEBUG") != NULL) {
-        sshflow_set_log(log_stderr, NULL);
-    }
-    if (fs_keys_make(&keys) != 0) {
+    if (ct_begin() != 0) {
         return 1;
     }
     struct fs_script sc;
@@ -1231,13 +1198,8 @@ int main(void)
     kexinit_len = fs_kexinit_len(&sc);
     if (kexinit_len == 0) {
         fprintf(stderr, "cannot build the fake server's KEXINIT\n");
-        fs_keys_remove(&keys);
+        fs_keys_remove(&ct_keys);
         return 1;
     }
-    SRunner *sr = srunner_create(faults_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    fs_keys_remove(&keys);
-    return failed == 0 ? 0 : 1;
+    return ct_run(faults_suite());
 }

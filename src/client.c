@@ -517,6 +517,7 @@ static void *reader_main(void *arg)
     if (r == 0 && c->err_code == 0) {
         c->phase = SF_PHASE_READY;
     }
+    c->hs_over = true;
     /* The handshake-only pointers are the caller's: drop them now. */
     c->hostauth = NULL;
     c->cred = NULL;
@@ -725,7 +726,10 @@ SSHFLOW_API sshflow_flow *sshflow_client_of_flow(sshflow_flow *transport, const 
     /* Wait for the handshake, bounded by ConnectTimeout. */
     uint64_t deadline = cfg->connect_timeout_ms > 0 ? sf_now_ms() + (uint64_t)cfg->connect_timeout_ms : 0;
     pthread_mutex_lock(&c->mu);
-    while (c->phase == SF_PHASE_HANDSHAKE) {
+    /* Until the reader is done with it: a failure is recorded before the
+     * DISCONNECT that tells the server goes out, and we must not tear the
+     * transport down in between. */
+    while (!c->hs_over) {
         if (deadline == 0) {
             pthread_cond_wait(&c->cv, &c->mu);
             continue;

@@ -125,7 +125,6 @@ static int vrecord_locked(struct sf_conn *c, int code, const char *fmt, va_list 
         c->err_code = code;
         (void)sf_err_set(&c->err, code, "%s", detail);
         c->phase = SF_PHASE_DEAD;
-        atomic_store(&c->failed, true);
         if (!c->closing) {
             sf_log("connection failed: %s", detail);
         }
@@ -166,6 +165,7 @@ int sf_conn_fail(struct sf_conn *c, int code, const char *fmt, ...)
      * writer holds send_mu (blocked in the flow), it does this itself when
      * it lets go (sf_conn_send_unlock sees `failed`): never wait for it here.
      */
+    atomic_store(&c->failed, true);
     if (pthread_mutex_trylock(&c->send_mu) == 0) {
         c->send_dead = true;
         pthread_cond_broadcast(&c->send_cv);
@@ -414,6 +414,7 @@ void sf_conn_disconnect(struct sf_conn *c, uint32_t reason, const char *text)
     struct timespec ts;
     sf_abstime(CLOCK_REALTIME, 1000, &ts);
     if (pthread_mutex_timedlock(&c->send_mu, &ts) != 0) {
+        atomic_store(&c->failed, true); /* the holder marks the transport dead */
         return;
     }
     if (!c->send_dead) {

@@ -264,6 +264,7 @@ struct sf_conn {
     sshflow_error err;   /* its public detail */
     bool closing;        /* close() in progress: errors after remote close are fine */
     const char *step;    /* handshake step, for messages */
+    bool hs_over;        /* the reader finished the handshake (well or not, DISCONNECT sent) */
     unsigned kex_done;   /* completed key exchanges */
     struct sf_chan *chan;
     char server_sig_algs[SF_NAMELIST_MAX]; /* from EXT_INFO */
