@@ -16,7 +16,7 @@ SF_SSH=/usr/bin/ssh
 SF_SSH_KEYGEN=/usr/bin/ssh-keygen
 
 # Debian packages the build, the tests and the demo need.
-SF_DEPS=(build-essential cmake pkg-config libssl-dev check openssh-server openssh-client
+SF_DEPS=(build-essential cmake pkg-config libssl-dev openssl check openssh-server openssh-client
          valgrind passwd coreutils util-linux)
 
 sf_log() { printf '==> %s\n' "$*"; }
