@@ -127,19 +127,6 @@ append(char *buf, size_t len, size_t *off, const char *fmt, ...)
     *off = SF_MIN(*off + (size_t)n, len - 1);
 }
 
-/* strerror_r in whichever flavour the C library gives us. */
-static const char *
-errno_text(int e, char *tmp, size_t tmpsz)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, tmp, tmpsz);
-#else
-    if (strerror_r(e, tmp, tmpsz) != 0) {
-        snprintf(tmp, tmpsz, "unknown error");
-    }
-    return tmp;
-#endif
-}
 
 SSHFLOW_API const char *
 sshflow_strerror(const sshflow_error *err, char *buf, size_t len)
@@ -164,7 +151,7 @@ sshflow_strerror(const sshflow_error *err, char *buf, size_t len)
     }
     if (err->sys_errno != 0) {
         tmp[0] = '\0';
-        etext = errno_text(err->sys_errno, tmp, sizeof(tmp));
+        etext = sf_errno_text(err->sys_errno, tmp, sizeof(tmp));
         if (etext == NULL || etext[0] == '\0' ||
             memmem(err->detail, strnlen(err->detail, sizeof(err->detail)), etext,
                    strlen(etext)) == NULL) {

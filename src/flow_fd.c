@@ -101,18 +101,6 @@ static void close_fds_locked(struct fd_flow *c);
 /* Errors                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static const char *
-errno_text(int e, char *tmp, size_t tmpsz)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, tmp, tmpsz);
-#else
-    if (strerror_r(e, tmp, tmpsz) != 0) {
-        snprintf(tmp, tmpsz, "error %d", e);
-    }
-    return tmp;
-#endif
-}
 
 static int
 closed_err(sshflow_error *err, const char *what)
@@ -130,7 +118,7 @@ io_err(struct fd_flow *c, sshflow_error *err, int e, const char *what, int fd)
     if (c != NULL && atomic_load(&c->stop)) {
         return closed_err(err, what);
     }
-    r = sf_err_set(err, SF_ERR_IO, "%s on fd %d: %s", what, fd, errno_text(e, tmp, sizeof(tmp)));
+    r = sf_err_set(err, SF_ERR_IO, "%s on fd %d: %s", what, fd, sf_errno_text(e, tmp, sizeof(tmp)));
     if (err != NULL) {
         err->sys_errno = e;
     }
@@ -947,7 +935,7 @@ sshflow_connect_tcp(const char *host, uint16_t port, int timeout_ms, sshflow_err
             int e = errno;
 
             sf_err_set(err, SF_ERR_IO, "cannot resolve host %s port %u: %s", name,
-                       (unsigned)port, errno_text(e, tmp, sizeof(tmp)));
+                       (unsigned)port, sf_errno_text(e, tmp, sizeof(tmp)));
             if (err != NULL) {
                 err->sys_errno = e;
             }
@@ -978,7 +966,7 @@ sshflow_connect_tcp(const char *host, uint16_t port, int timeout_ms, sshflow_err
                        name, (unsigned)port, addr, timeout_ms);
         } else {
             sf_err_set(err, SF_ERR_IO, "connect to %s port %u (%s): %s", name, (unsigned)port,
-                       addr, errno_text(last, tmp, sizeof(tmp)));
+                       addr, sf_errno_text(last, tmp, sizeof(tmp)));
         }
         if (err != NULL && err->kind == SSHFLOW_ERR_FLOW) {
             err->sys_errno = last;

@@ -96,19 +96,6 @@ span_eq(struct kh_span f, const char *s)
     return f.n == n && memcmp(f.p, s, n) == 0;
 }
 
-/* strerror_r in whichever flavour the C library gives us. */
-static const char *
-errno_text(int e, char *tmp, size_t tmpsz)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, tmp, tmpsz);
-#else
-    if (strerror_r(e, tmp, tmpsz) != 0) {
-        snprintf(tmp, tmpsz, "error %d", e);
-    }
-    return tmp;
-#endif
-}
 
 /* Fill err for a failed file operation; keeps errno in err->sys_errno. */
 static int
@@ -118,7 +105,7 @@ file_error(sshflow_error *err, int e, const char *what, const char *path)
 
     tmp[0] = '\0';
     sf_err_set(err, SF_ERR_FILE, "cannot %s known_hosts file %s: %s", what, path,
-               errno_text(e, tmp, sizeof(tmp)));
+               sf_errno_text(e, tmp, sizeof(tmp)));
     if (err != NULL) {
         err->sys_errno = e;
     }

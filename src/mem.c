@@ -162,3 +162,15 @@ bool sf_list_has(const char *list, const char *name, size_t n)
     }
     return false;
 }
+
+const char *sf_errno_text(int e, char *tmp, size_t tmpsz)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(e, tmp, tmpsz);
+#else
+    if (strerror_r(e, tmp, tmpsz) != 0) {
+        snprintf(tmp, tmpsz, "error %d", e);
+    }
+    return tmp;
+#endif
+}

@@ -119,6 +119,8 @@ uint64_t sf_now_ms(void);
 /* Absolute time on clock clk, ms_from_now from now, for timed waits. */
 struct timespec;
 void sf_abstime(int clk, uint64_t ms_from_now, struct timespec *ts);
+/* strerror_r, whichever flavour the C library has: text for errno e (tmp may hold it). */
+const char *sf_errno_text(int e, char *tmp, size_t tmpsz);
 /* True if the comma-separated list contains name (n bytes) as a whole entry. */
 bool sf_list_has(const char *list, const char *name, size_t n);
 
