@@ -1106,7 +1106,7 @@ START_TEST(test_known_hosts_unreadable)
 
     ck_assert_ptr_nonnull(a);
     ck_assert_int_eq(chk(a, "host1", 22, &K1), SF_ERR_FILE);
-    ck_assert_int_eq(E.kind, SSHFLOW_ERR_FLOW);
+    ck_assert_int_eq(E.kind, SSHFLOW_ERR_FILE);
     ck_assert_int_eq(E.sys_errno, EISDIR);
     ASSERT_DETAIL_HAS(tdir);
     sshflow_hostauth_free(a);

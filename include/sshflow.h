@@ -57,6 +57,11 @@ enum sshflow_err_kind {
     SSHFLOW_ERR_NOMEM = -9,      /* out of memory */
     SSHFLOW_ERR_INVALID = -10,   /* invalid argument, or an unusable key or file */
     SSHFLOW_ERR_INTERNAL = -11,  /* a bug in sshflow */
+    SSHFLOW_ERR_KEY_NEEDS_PASSPHRASE = -12, /* the key is encrypted and no passphrase was given */
+    SSHFLOW_ERR_KEY_PASSPHRASE = -13,       /* the passphrase given for a key is wrong */
+    SSHFLOW_ERR_KEY_FORMAT = -14, /* unsupported key type or file format, or a corrupt key */
+    SSHFLOW_ERR_FILE = -15,       /* a file could not be read or written; see sys_errno */
+    SSHFLOW_ERR_AGENT = -16,      /* the ssh-agent could not be reached or failed */
 };
 
 /* Returned by sshflow_read() at end of stream (it is not an error). */
@@ -152,6 +157,12 @@ SSHFLOW_API sshflow_flow *sshflow_connect_tcp(const char *host, uint16_t port, i
                                               sshflow_error *err);
 
 /*
+ * Connect to a Unix-domain stream socket (e.g. an ssh-agent). Returns the
+ * flow or NULL with err filled. Blocks only briefly; thread-safe.
+ */
+SSHFLOW_API sshflow_flow *sshflow_connect_unix(const char *path, sshflow_error *err);
+
+/*
  * Read into a fresh buffer: on success *out is a malloc()ed buffer of *outlen
  * >= 1 bytes that the caller owns and releases with free(). Returns 0 on
  * data, SSHFLOW_EOF at end of stream (once the remote sent EOF and every
@@ -240,6 +251,14 @@ SSHFLOW_API void sshflow_config_free(sshflow_config *cfg);
  *                   does not know it (e.g. a flow over a pipe).
  *   Port            port used with HostName for known_hosts look-ups.
  *   MaxStderrBuffer bytes of stderr kept when nobody reads it (default 1 MiB).
+ *   PreferredAuthentications  methods in the order to try them (e.g.
+ *                   "publickey,keyboard-interactive,password"); credentials
+ *                   are tried by method in this order, and in the order
+ *                   they were added within a method. Default: as added.
+ *   PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication
+ *                   "yes"/"no": whether that method may be used (default yes).
+ *   CASignatureAlgorithms  signature algorithms accepted from a CA on
+ *                   certificates (default as OpenSSH).
  * Returns 0, or SSHFLOW_ERR_INVALID with err explaining. Never blocks.
  */
 SSHFLOW_API int sshflow_config_set(sshflow_config *cfg, const char *name, const char *value,
@@ -259,21 +278,132 @@ SSHFLOW_API sshflow_cred *sshflow_cred_new(void);
 SSHFLOW_API void sshflow_cred_free(sshflow_cred *c);
 
 /*
- * Add a private key read from a file: OpenSSH format (unencrypted) or
- * PEM/PKCS#8 (passphrase may be NULL). Ed25519, ECDSA P-256/384/521, RSA.
- * Fails with SSHFLOW_ERR_INVALID naming the problem (not readable, needs a
- * passphrase, unsupported format). Never blocks on the network.
+ * Questions for the user: a key's passphrase, a password, or the prompts of a
+ * keyboard-interactive round (RFC 4256). The callback writes a NUL-terminated
+ * answer into answer[answer_size] and returns 0, or returns nonzero to
+ * decline (the method is then given up). Answers are wiped after use.
+ * Callbacks run on the thread that called the function that needs them:
+ * sshflow_cred_add_keyfile_prompt() calls it on the caller's thread;
+ * password and keyboard-interactive prompts run on the connection's reader
+ * thread while sshflow_client_of_flow() waits (time spent in a callback does
+ * not count against ConnectTimeout).
+ */
+typedef struct sshflow_prompt {
+    const char *kind;        /* "passphrase", "password" or "keyboard-interactive" */
+    const char *name;        /* keyboard-interactive round's name ("" if none) */
+    const char *instruction; /* keyboard-interactive instruction ("" if none) */
+    const char *text;        /* the prompt, e.g. "Enter passphrase for key 'id': " */
+    bool echo;               /* true if the answer may be shown while typed */
+    unsigned index;          /* this prompt's place in its round (0-based) */
+    unsigned count;          /* prompts in the round (1 for passphrase/password) */
+} sshflow_prompt;
+typedef int (*sshflow_prompt_fn)(void *user, const sshflow_prompt *p, char *answer,
+                                 size_t answer_size);
+
+/*
+ * Add a private key read from a file: OpenSSH format (openssh-key-v1, plain
+ * or encrypted with bcrypt + aes256-ctr / aes256-gcm@openssh.com) or PEM /
+ * PKCS#8 (plain or encrypted). Ed25519, ECDSA P-256/384/521, RSA.
+ * passphrase may be NULL for a plain key. If "<path>-cert.pub" exists, the
+ * certificate in it is attached to the key (as ssh does); see
+ * sshflow_cred_add_certfile(). Errors: SSHFLOW_ERR_FILE (not readable,
+ * sys_errno set), SSHFLOW_ERR_KEY_NEEDS_PASSPHRASE, SSHFLOW_ERR_KEY_PASSPHRASE
+ * (wrong), SSHFLOW_ERR_KEY_FORMAT (unsupported type or format, corrupt).
+ * Reads the file; never blocks on the network. Not thread-safe on the same c.
  */
 SSHFLOW_API int sshflow_cred_add_keyfile(sshflow_cred *c, const char *path,
                                          const char *passphrase, sshflow_error *err);
 
-/* Same as sshflow_cred_add_keyfile() for a key held in memory. */
+/*
+ * Same as sshflow_cred_add_keyfile() for a key held in memory (no
+ * certificate is looked for).
+ */
 SSHFLOW_API int sshflow_cred_add_key(sshflow_cred *c, const void *data, size_t len,
                                      const char *passphrase, sshflow_error *err);
 
-/* Add password authentication. */
+/*
+ * Like sshflow_cred_add_keyfile(), but if the key is encrypted, ask for the
+ * passphrase with fn (kind "passphrase"), up to `tries` times (0: 3) while it
+ * is wrong. Declining gives SSHFLOW_ERR_KEY_NEEDS_PASSPHRASE. Blocks in fn.
+ */
+SSHFLOW_API int sshflow_cred_add_keyfile_prompt(sshflow_cred *c, const char *path,
+                                                sshflow_prompt_fn fn, void *user,
+                                                unsigned tries, sshflow_error *err);
+
+/*
+ * Attach an OpenSSH certificate ("*-cert.pub" file, as written by
+ * ssh-keygen -s) to the most recently added key whose public key it
+ * certifies; that key is then offered with the certificate first and plain
+ * afterwards. SSHFLOW_ERR_KEY_FORMAT if the file is not a certificate or no
+ * added key matches it.
+ */
+SSHFLOW_API int sshflow_cred_add_certfile(sshflow_cred *c, const char *path, sshflow_error *err);
+
+/*
+ * Use the keys held by an ssh-agent (at this point in the order). path is
+ * the agent's socket; NULL means $SSH_AUTH_SOCK, read when connecting. The
+ * agent is asked for its keys during authentication; an agent that cannot
+ * be reached, holds no key or fails is skipped (and named in the final
+ * error if nothing else worked). RSA keys sign with rsa-sha2-512/256.
+ */
+SSHFLOW_API int sshflow_cred_add_agent(sshflow_cred *c, const char *path, sshflow_error *err);
+
+/* Add password authentication with a fixed password (copied, wiped on free). */
 SSHFLOW_API int sshflow_cred_add_password(sshflow_cred *c, const char *password,
                                           sshflow_error *err);
+
+/*
+ * Add password authentication that asks fn (kind "password", text like
+ * "user@host's password: ") when the server wants a password, up to
+ * `tries` times (0: 3, OpenSSH's NumberOfPasswordPrompts).
+ */
+SSHFLOW_API int sshflow_cred_add_password_prompt(sshflow_cred *c, sshflow_prompt_fn fn,
+                                                 void *user, unsigned tries, sshflow_error *err);
+
+/*
+ * Add keyboard-interactive authentication (RFC 4256): every round of
+ * prompts the server sends is put to fn, one prompt at a time (kind
+ * "keyboard-interactive"; name and instruction as the server sent them).
+ * `tries` bounds how often the method is started again after a failure
+ * (0: 3).
+ */
+SSHFLOW_API int sshflow_cred_add_kbdint(sshflow_cred *c, sshflow_prompt_fn fn, void *user,
+                                        unsigned tries, sshflow_error *err);
+
+/*
+ * Called with the text of each USERAUTH_BANNER the server sends (RFC 4252
+ * s5.4), already stripped of terminal control characters. Runs on the
+ * reader thread during sshflow_client_of_flow(). fn NULL: banners are only
+ * logged.
+ */
+typedef void (*sshflow_banner_fn)(void *user, const char *text);
+SSHFLOW_API void sshflow_cred_set_banner(sshflow_cred *c, sshflow_banner_fn fn, void *user);
+
+/* ------------------------------------------------------------------------ */
+/* Keys: fingerprints and generation                                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Fingerprint the key in a file (public key: OpenSSH one-line ".pub" or RFC
+ * 4716 "---- BEGIN SSH2 PUBLIC KEY ----"; or a certificate; or a private key
+ * file whose public part can be read without a passphrase) and write the
+ * line `ssh-keygen -l` prints: "<bits> SHA256:<base64> <comment> (<TYPE>)",
+ * or with hash "MD5" "<bits> MD5:aa:bb:... <comment> (<TYPE>)". hash NULL
+ * means "SHA256". Reads the file; thread-safe.
+ */
+SSHFLOW_API int sshflow_key_fingerprint_file(const char *path, const char *hash, char *out,
+                                             size_t outsz, sshflow_error *err);
+
+/*
+ * Generate a key pair and write it as `ssh-keygen` would: the private key to
+ * path (openssh-key-v1, mode 0600, encrypted with bcrypt + aes256-ctr if
+ * passphrase is non-NULL and non-empty, 16 rounds) and the public key to
+ * "<path>.pub". type is "ed25519", "ecdsa" or "rsa"; bits 0 means the
+ * default (ECDSA 256, RSA 3072); ECDSA takes 256/384/521, RSA 2048-16384.
+ * comment may be NULL. Refuses to overwrite an existing file. Thread-safe.
+ */
+SSHFLOW_API int sshflow_keygen(const char *type, unsigned bits, const char *comment,
+                               const char *passphrase, const char *path, sshflow_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Host authentication: how we know the server is the right one             */
@@ -434,6 +564,14 @@ SSHFLOW_API unsigned sshflow_kex_count(sshflow_flow *f);
  */
 typedef void (*sshflow_log_fn)(void *user, const char *msg);
 SSHFLOW_API void sshflow_set_log(sshflow_log_fn fn, void *user);
+
+/*
+ * The algorithms sshflow supports, as a newline-separated static string,
+ * for `sshflow -Q`: what is "kex", "cipher", "mac", "key" (host key and
+ * signature algorithms, including certificates) or "compression". NULL for
+ * an unknown what. Thread-safe.
+ */
+SSHFLOW_API const char *sshflow_supported(const char *what);
 
 #ifdef __cplusplus
 }

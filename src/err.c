@@ -95,6 +95,16 @@ sshflow_err_kind_name(int kind)
         return "invalid argument";
     case SSHFLOW_ERR_INTERNAL:
         return "internal error";
+    case SSHFLOW_ERR_KEY_NEEDS_PASSPHRASE:
+        return "key needs a passphrase";
+    case SSHFLOW_ERR_KEY_PASSPHRASE:
+        return "wrong passphrase";
+    case SSHFLOW_ERR_KEY_FORMAT:
+        return "unsupported key type or format";
+    case SSHFLOW_ERR_FILE:
+        return "file not readable";
+    case SSHFLOW_ERR_AGENT:
+        return "ssh-agent failed";
     default:
         return "unknown error";
     }

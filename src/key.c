@@ -763,6 +763,12 @@ sf_privkey_type(const struct sf_privkey *k)
     return core_type(&k->c);
 }
 
+EVP_PKEY *
+sf_privkey_pkey(const struct sf_privkey *k)
+{
+    return k != NULL ? k->c.pkey : NULL;
+}
+
 int
 sf_privkey_pubblob(const struct sf_privkey *k, struct sf_buf *out)
 {

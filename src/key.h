@@ -73,6 +73,8 @@ void sf_privkey_free(struct sf_privkey *k); /* wipes; NULL ok */
 typedef struct evp_pkey_st EVP_PKEY;
 SF_MUST_USE int sf_privkey_from_pkey(EVP_PKEY **pkey, struct sf_privkey **out);
 const char *sf_privkey_type(const struct sf_privkey *k); /* as sf_pubkey_type */
+/* The OpenSSL key inside k (still owned by k; for writing key files). */
+EVP_PKEY *sf_privkey_pkey(const struct sf_privkey *k);
 /* Append the public key blob (no length prefix) to out. */
 SF_MUST_USE int sf_privkey_pubblob(const struct sf_privkey *k, struct sf_buf *out);
 /*

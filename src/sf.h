@@ -50,9 +50,9 @@
     X(NO_ALG, -10, SSHFLOW_ERR_PROTOCOL, "no algorithm in common")                     \
     X(CRYPTO, -11, SSHFLOW_ERR_PROTOCOL, "cryptographic operation failed")             \
     X(SIGNATURE, -12, SSHFLOW_ERR_HOSTKEY, "signature verification failed")            \
-    X(KEY_TYPE, -13, SSHFLOW_ERR_INVALID, "unsupported key type or format")            \
-    X(KEY_ENCRYPTED, -14, SSHFLOW_ERR_INVALID, "key file is encrypted")                \
-    X(FILE, -15, SSHFLOW_ERR_FLOW, "file not readable")                                \
+    X(KEY_TYPE, -13, SSHFLOW_ERR_KEY_FORMAT, "unsupported key type or format")            \
+    X(KEY_ENCRYPTED, -14, SSHFLOW_ERR_KEY_NEEDS_PASSPHRASE, "key is encrypted: a passphrase is needed")                \
+    X(FILE, -15, SSHFLOW_ERR_FILE, "file not readable")                                \
     X(HOSTKEY, -16, SSHFLOW_ERR_HOSTKEY, "host key refused")                           \
     X(HOSTKEY_CHANGED, -17, SSHFLOW_ERR_HOSTKEY, "host key changed")                   \
     X(HOSTKEY_UNKNOWN, -18, SSHFLOW_ERR_HOSTKEY, "host key unknown")                   \
@@ -65,7 +65,9 @@
     X(DISCONNECT, -25, SSHFLOW_ERR_DISCONNECT, "peer disconnected")                    \
     X(INVALID, -26, SSHFLOW_ERR_INVALID, "invalid argument")                           \
     X(UNSUPPORTED, -27, SSHFLOW_ERR_INVALID, "not supported")                          \
-    X(KEY_PASSPHRASE, -28, SSHFLOW_ERR_INVALID, "wrong passphrase")                    \
+    X(KEY_PASSPHRASE, -28, SSHFLOW_ERR_KEY_PASSPHRASE, "wrong passphrase")                    \
+    X(AGENT, -29, SSHFLOW_ERR_AGENT, "ssh-agent failed")                               \
+    X(CERT, -30, SSHFLOW_ERR_INVALID, "certificate invalid or not trusted")                    \
     X(INTERNAL, -99, SSHFLOW_ERR_INTERNAL, "internal error")
 
 enum sf_err {
