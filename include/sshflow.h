@@ -241,7 +241,10 @@ SSHFLOW_API void sshflow_config_free(sshflow_config *cfg);
  * Set an option by its OpenSSH name (case-insensitive). Supported:
  *   KexAlgorithms, HostKeyAlgorithms, Ciphers, MACs: preference lists, with
  *       OpenSSH's "+list" (append), "-list" (remove) and "^list" (prepend);
- *       unknown names are refused.
+ *       names may be patterns with * and ? ("aes*-gcm@openssh.com"). An
+ *       unknown name, or a pattern matching nothing, is refused and named.
+ *       Legacy algorithms (SHA-1, CBC, group1) are never in the defaults;
+ *       add them with "+name" for old devices. sshflow_supported() lists all.
  *   ConnectTimeout  seconds: bound on the TCP connect and the whole handshake
  *                   (version, key exchange, authentication, channel open).
  *                   Default 30.

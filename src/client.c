@@ -70,8 +70,10 @@ static int append_name(char *out, size_t outsz, const char *name, size_t n)
 
 /*
  * OpenSSH's list syntax (ssh_config(5)): "a,b" replaces, "+a,b" appends,
- * "-a*,b" removes (patterns allowed), "^a,b" prepends. Every name must be
- * one we support. Writes the result into cur.
+ * "-a*,b" removes, "^a,b" prepends; a name with * or ? is a pattern that
+ * stands for the supported names it matches. A plain name we do not
+ * support, or a pattern matching none, is an error naming it. Writes the
+ * result into cur.
  */
 static int apply_list(char *cur, size_t cursz, const char *all, const char *value,
                       const char *what, sshflow_error *err)
@@ -84,15 +86,54 @@ static int apply_list(char *cur, size_t cursz, const char *all, const char *valu
     if (*spec == '\0') {
         return sf_err_set(err, SF_ERR_INVALID, "%s: empty list", what);
     }
-    /* Check every name (patterns only for removal). */
+    /* Check every name; a pattern (*, ?) stands for the supported names it matches. */
+    char expanded[SF_NAMELIST_MAX] = "";
     for (const char *p = spec; p != NULL && *p != '\0';) {
         const char *e = strchr(p, ',');
         size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || (mod != '-' && !sf_list_has(all, p, n))) {
-            return sf_err_set(err, SF_ERR_INVALID, "%s: unsupported algorithm \"%.*s\" (supported: %s)",
-                              what, (int)SF_MIN(n, 64), p, all);
+        bool pattern = memchr(p, '*', n) != NULL || memchr(p, '?', n) != NULL;
+        if (n == 0 || n > SF_NAME_MAX) {
+            return sf_err_set(err, SF_ERR_INVALID, "%s: empty or overlong name in \"%.64s\"", what, spec);
+        }
+        if (mod == '-') {
+            p = e != NULL ? e + 1 : NULL;
+            continue;
+        }
+        if (!pattern) {
+            if (!sf_list_has(all, p, n)) {
+                return sf_err_set(err, SF_ERR_INVALID, "%s: unsupported algorithm \"%.*s\" (supported: %s)",
+                                  what, (int)n, p, all);
+            }
+            if (!sf_list_has(expanded, p, n) && append_name(expanded, sizeof(expanded), p, n) != 0) {
+                return sf_err_set(err, SF_ERR_INVALID, "%s: list too long", what);
+            }
+        } else {
+            char pat[SF_NAME_MAX + 1];
+            bool any = false;
+            snprintf(pat, sizeof(pat), "%.*s", (int)n, p);
+            for (const char *q = all; q != NULL && *q != '\0';) {
+                const char *qe = strchr(q, ',');
+                size_t qn = qe != NULL ? (size_t)(qe - q) : strlen(q);
+                char name[SF_NAME_MAX + 1];
+                snprintf(name, sizeof(name), "%.*s", (int)SF_MIN(qn, (size_t)SF_NAME_MAX), q);
+                if (fnmatch(pat, name, 0) == 0) {
+                    any = true;
+                    if (!sf_list_has(expanded, q, qn) &&
+                        append_name(expanded, sizeof(expanded), q, qn) != 0) {
+                        return sf_err_set(err, SF_ERR_INVALID, "%s: list too long", what);
+                    }
+                }
+                q = qe != NULL ? qe + 1 : NULL;
+            }
+            if (!any) {
+                return sf_err_set(err, SF_ERR_INVALID, "%s: \"%s\" matches no supported algorithm (supported: %s)",
+                                  what, pat, all);
+            }
         }
         p = e != NULL ? e + 1 : NULL;
+    }
+    if (mod != '-') {
+        spec = expanded;
     }
     const char *a = NULL, *b = NULL; /* out = a then b, deduplicated */
     if (mod == '+') {
@@ -245,7 +286,90 @@ SSHFLOW_API int sshflow_config_set(sshflow_config *cfg, const char *name, const 
         cfg->max_stderr = (size_t)v;
         return 0;
     }
+    if (strcasecmp(name, "PreferredAuthentications") == 0) {
+        static const char methods[] = "publickey,password,keyboard-interactive";
+        for (const char *p = value; *p != '\0';) {
+            const char *e = strchr(p, ',');
+            size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+            if (n == 0 || !sf_list_has(methods, p, n)) {
+                return sf_err_set(err, SF_ERR_INVALID,
+                                  "PreferredAuthentications: unsupported method \"%.*s\" (supported: %s)",
+                                  (int)SF_MIN(n, 64), p, methods);
+            }
+            p = e != NULL ? e + 1 : p + n;
+        }
+        if (strlen(value) >= sizeof(cfg->auth_order)) {
+            return sf_err_set(err, SF_ERR_INVALID, "PreferredAuthentications: list too long");
+        }
+        snprintf(cfg->auth_order, sizeof(cfg->auth_order), "%s", value);
+        return 0;
+    }
+    bool *flag = NULL;
+    if (strcasecmp(name, "PubkeyAuthentication") == 0) {
+        flag = &cfg->no_pubkey;
+    } else if (strcasecmp(name, "PasswordAuthentication") == 0) {
+        flag = &cfg->no_password;
+    } else if (strcasecmp(name, "KbdInteractiveAuthentication") == 0 ||
+               strcasecmp(name, "ChallengeResponseAuthentication") == 0) {
+        flag = &cfg->no_kbdint;
+    }
+    if (flag != NULL) {
+        if (strcasecmp(value, "yes") == 0) {
+            *flag = false;
+        } else if (strcasecmp(value, "no") == 0) {
+            *flag = true;
+        } else {
+            return sf_err_set(err, SF_ERR_INVALID, "%s: expected yes or no, got \"%.32s\"", name, value);
+        }
+        return 0;
+    }
     return sf_err_set(err, SF_ERR_INVALID, "unknown option \"%.64s\"", name);
+}
+
+/* sshflow -Q: the supported lists, one name a line, made once. */
+static char supported_kex[SF_NAMELIST_MAX], supported_cipher[SF_NAMELIST_MAX],
+    supported_mac[SF_NAMELIST_MAX], supported_key[SF_NAMELIST_MAX];
+static pthread_once_t supported_once = PTHREAD_ONCE_INIT;
+
+static void one_a_line(char *dst, size_t dstsz, const char *list)
+{
+    size_t i = 0;
+    for (; list[i] != '\0' && i + 1 < dstsz; i++) {
+        dst[i] = list[i] == ',' ? '\n' : list[i];
+    }
+    dst[i] = '\0';
+}
+
+static void supported_init(void)
+{
+    one_a_line(supported_kex, sizeof(supported_kex), sf_kex_all_list);
+    one_a_line(supported_cipher, sizeof(supported_cipher), sf_cipher_all_list);
+    one_a_line(supported_mac, sizeof(supported_mac), sf_mac_all_list);
+    one_a_line(supported_key, sizeof(supported_key), sf_hostkey_all_list);
+}
+
+SSHFLOW_API const char *sshflow_supported(const char *what)
+{
+    if (what == NULL) {
+        return NULL;
+    }
+    pthread_once(&supported_once, supported_init);
+    if (strcasecmp(what, "kex") == 0) {
+        return supported_kex;
+    }
+    if (strcasecmp(what, "cipher") == 0) {
+        return supported_cipher;
+    }
+    if (strcasecmp(what, "mac") == 0) {
+        return supported_mac;
+    }
+    if (strcasecmp(what, "key") == 0 || strcasecmp(what, "HostKeyAlgorithms") == 0) {
+        return supported_key;
+    }
+    if (strcasecmp(what, "compression") == 0) {
+        return "none";
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -730,18 +854,19 @@ SSHFLOW_API sshflow_flow *sshflow_client_of_flow(sshflow_flow *transport, const 
      * DISCONNECT that tells the server goes out, and we must not tear the
      * transport down in between. */
     while (!c->hs_over) {
-        if (deadline == 0) {
+        if (deadline == 0 || c->hs_in_callback) {
+            /* The user is being asked something: their time is not counted. */
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
         }
         uint64_t now = sf_now_ms();
-        if (now >= deadline) {
+        if (now >= deadline + c->hs_paused_ms) {
             (void)sf_conn_fail_locked(c, SF_ERR_TIMEOUT, "no progress within %d s (stuck in %s)",
                                       cfg->connect_timeout_ms / 1000, c->step != NULL ? c->step : "start");
             break;
         }
         struct timespec ts;
-        sf_abstime(CLOCK_MONOTONIC, deadline - now, &ts);
+        sf_abstime(CLOCK_MONOTONIC, deadline + c->hs_paused_ms - now, &ts);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     bool ok = c->phase == SF_PHASE_READY;

@@ -28,6 +28,7 @@
 #include "flow.h"
 #include "kex.h"
 #include "key.h"
+#include "cred.h"
 #include "ring.h"
 #include "sf.h"
 
@@ -160,6 +161,8 @@ struct sshflow_config {
     char *hostname;             /* for known_hosts when the flow has none */
     uint16_t port;
     size_t max_stderr;
+    char auth_order[256];       /* PreferredAuthentications; "" = as the credentials were added */
+    bool no_pubkey, no_password, no_kbdint; /* *Authentication no */
 };
 
 void sf_config_defaults(struct sshflow_config *cfg);
@@ -168,17 +171,7 @@ void sf_config_defaults(struct sshflow_config *cfg);
 /* Credentials and requests                                                 */
 /* ------------------------------------------------------------------------ */
 
-enum sf_cred_kind { SF_CRED_KEY = 1, SF_CRED_PASSWORD = 2 };
-struct sf_cred_item {
-    int kind;
-    struct sf_privkey *key; /* SF_CRED_KEY */
-    char *password;         /* SF_CRED_PASSWORD; wiped on free */
-    char *label;            /* file name or "password", for messages */
-    struct sf_cred_item *next;
-};
-struct sshflow_cred {
-    struct sf_cred_item *head, *tail;
-};
+/* Credentials: struct sshflow_cred and its items are in cred.h. */
 
 enum sf_req_kind { SF_REQ_EXEC = 1, SF_REQ_SHELL, SF_REQ_SUBSYSTEM };
 struct sf_env {
@@ -296,6 +289,9 @@ struct sf_conn {
     const sshflow_cred *cred;         /* valid during the handshake only */
     const sshflow_request *req;       /* valid during the handshake only */
     const char *user;                 /* valid during the handshake only */
+    bool hs_in_callback;              /* mu: the reader waits for a user callback (prompt) */
+    uint64_t hs_paused_ms;            /* mu: time spent in such callbacks (not counted
+                                         against ConnectTimeout) */
     uint64_t kex_started_ms;          /* time of the last key exchange */
 
     /* --- protected by ctl_mu (never held across I/O) --- */
