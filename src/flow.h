@@ -43,4 +43,14 @@ int sf_flow_writev(sshflow_flow *f, const struct iovec *iov, int iovcnt, sshflow
 /* Set host/port (copies host). Returns 0 or SF_ERR_NOMEM... as a public kind. */
 int sf_flow_set_peer(sshflow_flow *f, const char *host, uint16_t port);
 
+/*
+ * sshflow_connect_unix with a bound: timeout_ms (> 0; <= 0 means 10 s)
+ * bounds the connect, which can wait only while the listener's backlog is
+ * full; reaching it gives SF_ERR_TIMEOUT (public SSHFLOW_ERR_TIMEOUT).
+ * Other failures: SSHFLOW_ERR_INVALID (no path, path too long),
+ * SSHFLOW_ERR_FLOW with sys_errno (ENOENT, ECONNREFUSED, EACCES, ...).
+ * Returns the flow (owning the socket) or NULL with err filled.
+ */
+sshflow_flow *sf_flow_connect_unix(const char *path, int timeout_ms, sshflow_error *err);
+
 #endif

@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -1000,4 +1001,125 @@ out:
     }
     sf_free(name);
     return f;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Unix-domain connect                                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Connecting a Unix stream socket either succeeds or fails at once, except
+ * when the listener's backlog is full: then a blocking connect() waits for
+ * room, and on Linux that wait is bounded by SO_SNDTIMEO (it fails with
+ * EAGAIN when the bound is reached). So the socket stays blocking for the
+ * connect, with SO_SNDTIMEO set to what is left of timeout_ms (also after
+ * EINTR, which leaves the socket unconnected); the bound is cleared again
+ * afterwards (the fd flow never blocks in a syscall anyway).
+ */
+sshflow_flow *
+sf_flow_connect_unix(const char *path, int timeout_ms, sshflow_error *err)
+{
+    struct sockaddr_un sa;
+    struct timeval tv;
+    sshflow_flow *f = NULL;
+    uint64_t deadline;
+    char tmp[128];
+    size_t n;
+    int fd = -1;
+    int e = 0;
+
+    if (err != NULL) {
+        memset(err, 0, sizeof(*err));
+    }
+    if (path == NULL || path[0] == '\0') {
+        sf_err_set(err, SF_ERR_INVALID, "connect: no socket path");
+        goto out;
+    }
+    if (timeout_ms <= 0) {
+        timeout_ms = 10000; /* sshflow_connect_unix: "blocks only briefly" */
+    }
+    n = strlen(path);
+    memset(&sa, 0, sizeof(sa));
+    if (n >= sizeof(sa.sun_path)) {
+        sf_err_set(err, SF_ERR_INVALID,
+                   "connect to %s: path too long for a Unix socket (%zu bytes, at most %zu)",
+                   path, n, sizeof(sa.sun_path) - 1);
+        goto out;
+    }
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, n + 1);
+#if defined(SOCK_CLOEXEC)
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 && errno == EINVAL) {
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    }
+#else
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+#endif
+    if (fd < 0 || set_fd_flags(fd, FD_CLOEXEC, 0) != 0) {
+        e = errno;
+        sf_err_set(err, SF_ERR_IO, "connect to %s: socket: %s", path,
+                   sf_errno_text(e, tmp, sizeof(tmp)));
+        goto out;
+    }
+    deadline = sf_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        uint64_t now = sf_now_ms();
+        uint64_t left = deadline > now ? deadline - now : 0;
+
+        if (left == 0) {
+            e = ETIMEDOUT;
+            break;
+        }
+        tv.tv_sec = (time_t)(left / 1000);
+        tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+            e = errno;
+            break;
+        }
+        if (connect(fd, (const struct sockaddr *)&sa, (socklen_t)sizeof(sa)) == 0) {
+            e = 0;
+            break;
+        }
+        e = errno;
+        if (e == EINTR) {
+            continue;
+        }
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) {
+            e = ETIMEDOUT; /* SO_SNDTIMEO ran out while the backlog was full */
+        }
+        break;
+    }
+    if (e == ETIMEDOUT) {
+        sf_err_set(err, SF_ERR_TIMEOUT, "connect to %s: no room in the listener's backlog within %d ms",
+                   path, timeout_ms);
+        goto out;
+    }
+    if (e != 0) {
+        sf_err_set(err, SF_ERR_IO, "connect to %s: %s", path, sf_errno_text(e, tmp, sizeof(tmp)));
+        goto out;
+    }
+    tv.tv_sec = 0;
+    tv.tv_usec = 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if ((f = sshflow_flow_from_fds(fd, fd, true)) == NULL) {
+        sf_err_set(err, SF_ERR_NOMEM, "connect to %s: out of memory", path);
+        goto out;
+    }
+    fd = -1;
+
+out:
+    if (f == NULL && err != NULL && err->kind == SSHFLOW_ERR_FLOW) {
+        err->sys_errno = e;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return f;
+}
+
+SSHFLOW_API sshflow_flow *
+sshflow_connect_unix(const char *path, sshflow_error *err)
+{
+    return sf_flow_connect_unix(path, 0, err);
 }
