@@ -1,15 +1,20 @@
 /*
- * src/keyfile.c -- private key files: openssh-key-v1, and PEM / PKCS#8.
+ * src/keyfile.c -- private key files: openssh-key-v1 (plain and
+ * passphrase-protected), and PEM / PKCS#8.
  *
  * Owns: reading a key file (size-capped), the "-----BEGIN OPENSSH PRIVATE
- * KEY-----" armour and its payload (OpenSSH PROTOCOL.key), and handing
- * other PEM files to OpenSSL with a passphrase callback that never prompts.
- * Must never: prompt on a terminal, leave a copy of secret bytes (armour
- * text, decoded payload) unwiped, or parse the payload other than through
- * struct sf_buf. Decrypting openssh-key-v1 keys (bcrypt KDF) comes later:
- * an encrypted one gives SF_ERR_KEY_ENCRYPTED.
+ * KEY-----" armour and its payload (OpenSSH PROTOCOL.key), its decryption
+ * (bcrypt KDF; AES-CTR/CBC, AES-GCM, 3DES-CBC, chacha20-poly1305 as
+ * ssh-keygen -Z writes them), the public key in its clear header, and
+ * handing other PEM files to OpenSSL with a passphrase callback that never
+ * prompts. Must never: prompt on a terminal, leave a copy of secret bytes
+ * (armour text, decoded payload, derived key, decrypted section) unwiped,
+ * run the KDF before every length in the file has been checked, or parse
+ * the payload other than through struct sf_buf.
  */
-#include "key.h"
+#include "keyfile.h"
+
+#include "bcrypt_pbkdf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +30,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 
-#define KEYFILE_MAX (1024 * 1024) /* largest key file we read */
+#define KEYFILE_MAX SF_KEYFILE_MAX /* largest key file we read */
 #define KEYFILE_RSA_MAX_BYTES (16384 / 8)
 #define KEYFILE_EC_MAX_FIELD 66
 #define KEYFILE_ED25519_PUB 32
@@ -454,30 +459,321 @@ out:
     return r;
 }
 
+/* ---- openssh-key-v1 ciphers ---- */
+
+enum keyfile_mode {
+    KF_CTR,
+    KF_CBC,
+    KF_GCM,
+    KF_CHACHAPOLY,
+};
+
+/* The ciphers ssh-keygen -Z can write (OpenSSH's cipher table, for key files). */
+struct keyfile_cipher {
+    const char *name;
+    const char *evp; /* OpenSSL cipher name */
+    enum keyfile_mode mode;
+    size_t keylen, ivlen, blocklen, taglen;
+};
+
+static const struct keyfile_cipher keyfile_ciphers[] = {
+    { "aes128-ctr", "AES-128-CTR", KF_CTR, 16, 16, 16, 0 },
+    { "aes192-ctr", "AES-192-CTR", KF_CTR, 24, 16, 16, 0 },
+    { "aes256-ctr", "AES-256-CTR", KF_CTR, 32, 16, 16, 0 },
+    { "aes128-cbc", "AES-128-CBC", KF_CBC, 16, 16, 16, 0 },
+    { "aes192-cbc", "AES-192-CBC", KF_CBC, 24, 16, 16, 0 },
+    { "aes256-cbc", "AES-256-CBC", KF_CBC, 32, 16, 16, 0 },
+    { "3des-cbc", "DES-EDE3-CBC", KF_CBC, 24, 8, 8, 0 },
+    { "aes128-gcm@openssh.com", "AES-128-GCM", KF_GCM, 16, 12, 16, 16 },
+    { "aes256-gcm@openssh.com", "AES-256-GCM", KF_GCM, 32, 12, 16, 16 },
+    /* Two ChaCha20 keys (payload + Poly1305 key, then the unused length key), no IV. */
+    { "chacha20-poly1305@openssh.com", "ChaCha20", KF_CHACHAPOLY, 64, 0, 8, 16 },
+};
+
+#define KEYFILE_KEYIV_MAX (64 + 16)
+#define KEYFILE_CHACHA_IV 16 /* OpenSSL's ChaCha20 "IV": LE32 counter || 12-byte nonce */
+#define KEYFILE_POLY_KEY 32
+
+static const struct keyfile_cipher *
+cipher_find(const uint8_t *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof(keyfile_ciphers) / sizeof(keyfile_ciphers[0]); i++) {
+        if (name_eq(name, n, keyfile_ciphers[i].name)) {
+            return &keyfile_ciphers[i];
+        }
+    }
+    return NULL;
+}
+
+bool
+sf_keyfile_cipher_sizes(const char *name, size_t *keylen, size_t *ivlen, size_t *blocklen,
+                        size_t *taglen)
+{
+    const struct keyfile_cipher *c = name != NULL ? cipher_find((const uint8_t *)name,
+                                                                strlen(name))
+                                                  : NULL;
+
+    if (c == NULL) {
+        return false;
+    }
+    *keylen = c->keylen;
+    *ivlen = c->ivlen;
+    *blocklen = c->blocklen;
+    *taglen = c->taglen;
+    return true;
+}
+
+/* One pass of an OpenSSL cipher over len bytes (no padding), optional GCM tag. */
+static int
+evp_pass(const struct keyfile_cipher *c, bool encrypt, const uint8_t *key, const uint8_t *iv,
+         const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    EVP_CIPHER *alg = NULL;
+    EVP_CIPHER_CTX *ctx = NULL;
+    int outl = 0, finl = 0, r = SF_ERR_CRYPTO;
+
+    if (len > INT32_MAX) {
+        return SF_ERR_TOO_LARGE;
+    }
+    if ((alg = EVP_CIPHER_fetch(NULL, c->evp, NULL)) == NULL ||
+        (ctx = EVP_CIPHER_CTX_new()) == NULL) {
+        goto out;
+    }
+    if (EVP_CipherInit_ex(ctx, alg, NULL, key, iv, encrypt ? 1 : 0) != 1 ||
+        EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
+        goto out;
+    }
+    if (c->mode == KF_GCM && !encrypt &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, (int)c->taglen, tag) != 1) {
+        goto out;
+    }
+    if (EVP_CipherUpdate(ctx, out, &outl, in, (int)len) != 1 || (size_t)outl != len) {
+        goto out;
+    }
+    if (EVP_CipherFinal_ex(ctx, out + outl, &finl) != 1) {
+        /* For GCM this is the tag check: the passphrase (or the file) is wrong. */
+        r = c->mode == KF_GCM ? SF_ERR_KEY_PASSPHRASE : SF_ERR_CRYPTO;
+        goto out;
+    }
+    if (finl != 0) {
+        goto out;
+    }
+    if (c->mode == KF_GCM && encrypt &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, (int)c->taglen, tag) != 1) {
+        goto out;
+    }
+    r = 0;
+out:
+    if (r != 0) {
+        sf_wipe(out, len);
+    }
+    EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
+    EVP_CIPHER_free(alg);
+    return r;
+}
+
 /*
- * PROTOCOL.key s1, s3 (the decoded payload):
+ * chacha20-poly1305@openssh.com as OpenSSH applies it to a key file: one
+ * "packet" with sequence number 0 and no length field. The first 32 key
+ * bytes (K_2) give the Poly1305 key (keystream block 0) and encrypt the data
+ * from block 1; the tag is Poly1305 over the ciphertext, checked before
+ * decrypting.
+ */
+static int
+chachapoly_pass(const struct keyfile_cipher *c, bool encrypt, const uint8_t *key,
+                const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    static const uint8_t zero[KEYFILE_POLY_KEY] = { 0 };
+    uint8_t iv[KEYFILE_CHACHA_IV] = { 0 }, polykey[KEYFILE_POLY_KEY], mac[16];
+    const struct keyfile_cipher stream = { c->name, "ChaCha20", KF_CTR, 32, 16, 1, 0 };
+    EVP_MAC *alg = NULL;
+    EVP_MAC_CTX *mctx = NULL;
+    size_t maclen = 0;
+    int r;
+
+    /* Block 0 of the keystream (counter 0, nonce = sequence number 0) is the Poly1305 key. */
+    if ((r = evp_pass(&stream, true, key, iv, zero, sizeof(zero), polykey, NULL)) != 0) {
+        goto out;
+    }
+    r = SF_ERR_CRYPTO;
+    if ((alg = EVP_MAC_fetch(NULL, "POLY1305", NULL)) == NULL ||
+        (mctx = EVP_MAC_CTX_new(alg)) == NULL ||
+        EVP_MAC_init(mctx, polykey, sizeof(polykey), NULL) != 1) {
+        goto out;
+    }
+    iv[0] = 1; /* the data starts at block 1 */
+    if (!encrypt) {
+        if (EVP_MAC_update(mctx, in, len) != 1 ||
+            EVP_MAC_final(mctx, mac, &maclen, sizeof(mac)) != 1 || maclen != c->taglen) {
+            goto out;
+        }
+        if (CRYPTO_memcmp(mac, tag, c->taglen) != 0) {
+            r = SF_ERR_KEY_PASSPHRASE;
+            goto out;
+        }
+        r = evp_pass(&stream, false, key, iv, in, len, out, NULL);
+        goto out;
+    }
+    if ((r = evp_pass(&stream, true, key, iv, in, len, out, NULL)) != 0) {
+        goto out;
+    }
+    r = SF_ERR_CRYPTO;
+    if (EVP_MAC_update(mctx, out, len) != 1 ||
+        EVP_MAC_final(mctx, tag, &maclen, c->taglen) != 1 || maclen != c->taglen) {
+        goto out;
+    }
+    r = 0;
+out:
+    if (r != 0) {
+        sf_wipe(out, len);
+    }
+    EVP_MAC_CTX_free(mctx);
+    EVP_MAC_free(alg);
+    sf_wipe(polykey, sizeof(polykey));
+    sf_wipe(mac, sizeof(mac));
+    return r;
+}
+
+static int
+cipher_crypt(const struct keyfile_cipher *c, bool encrypt, const uint8_t *keyiv,
+             const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    int r;
+
+    if (len % c->blocklen != 0) {
+        return SF_ERR_INVALID;
+    }
+    if (c->mode == KF_CHACHAPOLY) {
+        r = chachapoly_pass(c, encrypt, keyiv, in, len, out, tag);
+    } else {
+        r = evp_pass(c, encrypt, keyiv, keyiv + c->keylen, in, len, out, tag);
+    }
+    ERR_clear_error();
+    return r;
+}
+
+int
+sf_keyfile_crypt(const char *name, bool encrypt, const uint8_t *keyiv, const uint8_t *in,
+                 size_t len, uint8_t *out, uint8_t *tag)
+{
+    const struct keyfile_cipher *c = NULL;
+
+    if (name == NULL || keyiv == NULL || (in == NULL && len != 0) || out == NULL) {
+        return SF_ERR_INVALID;
+    }
+    if ((c = cipher_find((const uint8_t *)name, strlen(name))) == NULL) {
+        return SF_ERR_KEY_TYPE;
+    }
+    if (c->taglen != 0 && tag == NULL) {
+        return SF_ERR_INVALID;
+    }
+    return cipher_crypt(c, encrypt, keyiv, in, len, out, tag);
+}
+
+/* ---- openssh-key-v1 ---- */
+
+/*
+ * PROTOCOL.key s1 (the decoded payload), as OpenSSH writes it:
  *   byte[]  "openssh-key-v1\0"
  *   string  ciphername
  *   string  kdfname
  *   string  kdfoptions
  *   uint32  number of keys N (we, like OpenSSH, take exactly 1)
  *   string  publickey1
- *   string  private list:
- *       uint32  checkint
- *       uint32  checkint
- *       string  key type  || type-specific private fields
- *       string  comment
- *       byte    1, 2, 3, ...  padding to the cipher block size
+ *   string  encrypted, padded list of private keys
+ *   byte[]  AEAD tag (16 bytes for aes*-gcm@openssh.com and
+ *           chacha20-poly1305@openssh.com; OpenSSH puts it after the string,
+ *           outside its length)
+ */
+struct ossh_file {
+    const uint8_t *cipher, *kdf, *pub, *priv, *tag;
+    size_t cipherlen, kdflen, publen, privlen, taglen;
+    struct sf_buf kdfopts;
+};
+
+static int
+ossh_split(const uint8_t *blob, size_t len, struct ossh_file *f)
+{
+    struct sf_buf b;
+    uint8_t magic[sizeof(openssh_magic)];
+    uint32_t nkeys = 0;
+    int r;
+
+    memset(f, 0, sizeof(*f));
+    sf_buf_init_view(&b, blob, len);
+    if ((r = sf_buf_get_bytes(&b, magic, sizeof(magic))) != 0) {
+        return r;
+    }
+    if (memcmp(magic, openssh_magic, sizeof(magic)) != 0) {
+        return SF_ERR_BAD_FORMAT;
+    }
+    if ((r = sf_buf_get_string(&b, &f->cipher, &f->cipherlen, SF_NAME_MAX)) != 0 ||
+        (r = sf_buf_get_string(&b, &f->kdf, &f->kdflen, SF_NAME_MAX)) != 0 ||
+        (r = sf_buf_get_sub(&b, &f->kdfopts, 4 + SF_BCRYPT_SALT_MAX + 4)) != 0 ||
+        (r = sf_buf_get_u32(&b, &nkeys)) != 0) {
+        return r;
+    }
+    if (nkeys != 1) {
+        return SF_ERR_BAD_FORMAT;
+    }
+    if ((r = sf_buf_get_string(&b, &f->pub, &f->publen, SF_KEYBLOB_MAX)) != 0 ||
+        (r = sf_buf_get_string(&b, &f->priv, &f->privlen, KEYFILE_MAX)) != 0) {
+        return r;
+    }
+    /* Whatever follows is the AEAD tag; its length is checked against the cipher. */
+    f->tag = sf_buf_ptr(&b);
+    f->taglen = sf_buf_len(&b);
+    return 0;
+}
+
+/*
+ * PROTOCOL.key s2, kdfname "bcrypt":
+ *   string  salt
+ *   uint32  rounds
  */
 static int
-openssh_parse(const uint8_t *blob, size_t len, struct sf_privkey **out)
+ossh_kdf(const struct ossh_file *f, const struct keyfile_cipher *c, const char *passphrase,
+         uint8_t keyiv[KEYFILE_KEYIV_MAX])
 {
-    struct sf_buf b, priv, mine = { 0 };
-    uint8_t magic[sizeof(openssh_magic)];
-    const uint8_t *cipher = NULL, *kdf = NULL, *kdfopts = NULL, *pub = NULL, *type = NULL;
-    const uint8_t *comment = NULL;
-    size_t cipherlen = 0, kdflen = 0, kdfoptslen = 0, publen = 0, typelen = 0, commentlen = 0;
-    uint32_t nkeys = 0, check1 = 0, check2 = 0;
+    struct sf_buf o = f->kdfopts;
+    const uint8_t *salt = NULL;
+    size_t saltlen = 0;
+    uint32_t rounds = 0;
+    int r;
+
+    if ((r = sf_buf_get_string(&o, &salt, &saltlen, SF_BCRYPT_SALT_MAX)) != 0 ||
+        (r = sf_buf_get_u32(&o, &rounds)) != 0 || (r = sf_buf_expect_end(&o)) != 0) {
+        return r;
+    }
+    if (saltlen == 0 || rounds == 0 || rounds > SF_KEYFILE_ROUNDS_MAX) {
+        return SF_ERR_KEY_TYPE;
+    }
+    if (passphrase == NULL) {
+        return SF_ERR_KEY_ENCRYPTED;
+    }
+    if (passphrase[0] == '\0') {
+        return SF_ERR_KEY_PASSPHRASE; /* bcrypt_pbkdf takes no empty passphrase */
+    }
+    return sf_bcrypt_pbkdf(passphrase, strlen(passphrase), salt, saltlen, keyiv,
+                           c->keylen + c->ivlen, rounds);
+}
+
+/*
+ * PROTOCOL.key s3, the (decrypted) private list:
+ *   uint32  checkint
+ *   uint32  checkint
+ *   string  key type  || type-specific private fields (as for the agent)
+ *   string  comment
+ *   byte    1, 2, 3, ...  padding to the cipher block size
+ */
+static int
+ossh_private(struct sf_buf *priv, bool encrypted, const uint8_t *pub, size_t publen,
+             struct sf_privkey **out, char *comment, size_t commentsz)
+{
+    struct sf_buf mine = { 0 };
+    const uint8_t *type = NULL, *cmt = NULL;
+    size_t typelen = 0, cmtlen = 0;
+    uint32_t check1 = 0, check2 = 0;
     const struct keyfile_curve *cv = NULL;
     EVP_PKEY *pk = NULL;
     struct sf_privkey *k = NULL;
@@ -485,68 +781,43 @@ openssh_parse(const uint8_t *blob, size_t len, struct sf_privkey **out)
     int r;
 
     *out = NULL;
-    sf_buf_init_view(&b, blob, len);
-    if ((r = sf_buf_get_bytes(&b, magic, sizeof(magic))) != 0) {
-        goto out;
-    }
-    if (memcmp(magic, openssh_magic, sizeof(magic)) != 0) {
-        r = SF_ERR_BAD_FORMAT;
-        goto out;
-    }
-    if ((r = sf_buf_get_string(&b, &cipher, &cipherlen, SF_NAME_MAX)) != 0 ||
-        (r = sf_buf_get_string(&b, &kdf, &kdflen, SF_NAME_MAX)) != 0 ||
-        (r = sf_buf_get_string(&b, &kdfopts, &kdfoptslen, SF_KEYBLOB_MAX)) != 0) {
-        goto out;
-    }
-    if (!name_eq(cipher, cipherlen, "none")) {
-        r = SF_ERR_KEY_ENCRYPTED; /* XXX: bcrypt-pbkdf + aes256-ctr comes later */
-        goto out;
-    }
-    if (!name_eq(kdf, kdflen, "none") || kdfoptslen != 0) {
-        r = SF_ERR_BAD_FORMAT;
-        goto out;
-    }
-    if ((r = sf_buf_get_u32(&b, &nkeys)) != 0 ||
-        (r = sf_buf_get_string(&b, &pub, &publen, SF_KEYBLOB_MAX)) != 0 ||
-        (r = sf_buf_get_sub(&b, &priv, KEYFILE_MAX)) != 0 || (r = sf_buf_expect_end(&b)) != 0) {
-        goto out;
-    }
-    if (nkeys != 1 || sf_buf_len(&priv) % KEYFILE_NONE_BLOCKSIZE != 0) {
-        r = SF_ERR_BAD_FORMAT;
-        goto out;
-    }
     /* Equal checkints show a successful decryption; unencrypted, they must match too. */
-    if ((r = sf_buf_get_u32(&priv, &check1)) != 0 || (r = sf_buf_get_u32(&priv, &check2)) != 0) {
+    if ((r = sf_buf_get_u32(priv, &check1)) != 0 || (r = sf_buf_get_u32(priv, &check2)) != 0) {
         goto out;
     }
     if (check1 != check2) {
-        r = SF_ERR_BAD_FORMAT;
+        r = encrypted ? SF_ERR_KEY_PASSPHRASE : SF_ERR_BAD_FORMAT;
         goto out;
     }
-    if ((r = sf_buf_get_string(&priv, &type, &typelen, SF_NAME_MAX)) != 0) {
+    if ((r = sf_buf_get_string(priv, &type, &typelen, SF_NAME_MAX)) != 0) {
         goto out;
     }
     if (name_eq(type, typelen, "ssh-ed25519")) {
-        r = priv_ed25519(&priv, &pk);
+        r = priv_ed25519(priv, &pk);
     } else if (name_eq(type, typelen, "ssh-rsa")) {
-        r = priv_rsa(&priv, &pk);
+        r = priv_rsa(priv, &pk);
     } else {
         for (size_t i = 0; i < sizeof(keyfile_curves) / sizeof(keyfile_curves[0]); i++) {
             if (name_eq(type, typelen, keyfile_curves[i].type)) {
                 cv = &keyfile_curves[i];
             }
         }
-        r = cv != NULL ? priv_ecdsa(cv, &priv, &pk) : SF_ERR_KEY_TYPE;
+        r = cv != NULL ? priv_ecdsa(cv, priv, &pk) : SF_ERR_KEY_TYPE;
     }
     if (r != 0) {
         goto out;
     }
-    if ((r = sf_buf_get_string(&priv, &comment, &commentlen, SF_STRING_MAX)) != 0) {
+    if ((r = sf_buf_get_string(priv, &cmt, &cmtlen, SF_STRING_MAX)) != 0) {
+        goto out;
+    }
+    /* OpenSSH reads the comment as a C string: no NUL inside. */
+    if (memchr(cmt, '\0', cmtlen) != NULL) {
+        r = SF_ERR_BAD_FORMAT;
         goto out;
     }
     /* Padding 1, 2, 3, ... (mod 256) up to the end. */
-    for (size_t i = 1; sf_buf_len(&priv) > 0; i++) {
-        if ((r = sf_buf_get_u8(&priv, &pad)) != 0) {
+    for (size_t i = 1; sf_buf_len(priv) > 0; i++) {
+        if ((r = sf_buf_get_u8(priv, &pad)) != 0) {
             goto out;
         }
         if (pad != (uint8_t)(i & 0xff)) {
@@ -566,6 +837,14 @@ openssh_parse(const uint8_t *blob, size_t len, struct sf_privkey **out)
         r = SF_ERR_BAD_FORMAT;
         goto out;
     }
+    if (comment != NULL) {
+        if (cmtlen >= commentsz) {
+            r = SF_ERR_NO_SPACE;
+            goto out;
+        }
+        memcpy(comment, cmt, cmtlen);
+        comment[cmtlen] = '\0';
+    }
     *out = k;
     k = NULL;
     r = 0;
@@ -573,6 +852,68 @@ out:
     sf_buf_free(&mine);
     sf_privkey_free(k);
     EVP_PKEY_free(pk);
+    return r;
+}
+
+static int
+openssh_parse(const uint8_t *blob, size_t len, const char *passphrase, struct sf_privkey **out,
+              char *comment, size_t commentsz)
+{
+    struct ossh_file f;
+    struct sf_buf priv;
+    const struct keyfile_cipher *c = NULL;
+    uint8_t keyiv[KEYFILE_KEYIV_MAX];
+    uint8_t *plain = NULL;
+    size_t blocklen = KEYFILE_NONE_BLOCKSIZE, taglen = 0;
+    bool encrypted;
+    int r;
+
+    *out = NULL;
+    if ((r = ossh_split(blob, len, &f)) != 0) {
+        goto out;
+    }
+    encrypted = !name_eq(f.cipher, f.cipherlen, "none");
+    if (encrypted) {
+        if ((c = cipher_find(f.cipher, f.cipherlen)) == NULL ||
+            !name_eq(f.kdf, f.kdflen, "bcrypt")) {
+            r = SF_ERR_KEY_TYPE;
+            goto out;
+        }
+        blocklen = c->blocklen;
+        taglen = c->taglen;
+    } else if (!name_eq(f.kdf, f.kdflen, "none") || sf_buf_len(&f.kdfopts) != 0) {
+        r = SF_ERR_BAD_FORMAT;
+        goto out;
+    }
+    /* Every length is checked before the (deliberately slow) KDF runs. */
+    if (f.taglen != taglen) {
+        r = f.taglen > taglen ? SF_ERR_TRAILING_DATA : SF_ERR_INCOMPLETE;
+        goto out;
+    }
+    if (f.privlen < blocklen || f.privlen % blocklen != 0) {
+        r = SF_ERR_BAD_FORMAT;
+        goto out;
+    }
+    if (!encrypted) {
+        sf_buf_init_view(&priv, f.priv, f.privlen);
+        r = ossh_private(&priv, false, f.pub, f.publen, out, comment, commentsz);
+        goto out;
+    }
+    if ((r = ossh_kdf(&f, c, passphrase, keyiv)) != 0) {
+        goto out;
+    }
+    if ((plain = sf_alloc(f.privlen)) == NULL) {
+        r = SF_ERR_NOMEM;
+        goto out;
+    }
+    if ((r = cipher_crypt(c, false, keyiv, f.priv, f.privlen, plain, (uint8_t *)f.tag)) != 0) {
+        goto out;
+    }
+    sf_buf_init_view(&priv, plain, f.privlen);
+    r = ossh_private(&priv, true, f.pub, f.publen, out, comment, commentsz);
+out:
+    sf_wipe(keyiv, sizeof(keyiv));
+    sf_freezero(plain, f.privlen);
     return r;
 }
 
@@ -600,7 +941,12 @@ keyfile_pass_cb(char *buf, int size, int rwflag, void *u)
     return (int)n;
 }
 
-/* PEM (traditional or PKCS#8, possibly encrypted) through OpenSSL's decoders. */
+/*
+ * PEM (traditional or PKCS#8, possibly encrypted) through OpenSSL's decoders.
+ * Once OpenSSL has asked for a passphrase, any failure means a missing or
+ * wrong passphrase (OpenSSH does the same: a wrong key makes the decrypted
+ * DER unparseable in ways OpenSSL reports as format errors).
+ */
 static int
 pem_load(const uint8_t *data, size_t len, const char *passphrase, struct sf_privkey **out)
 {
@@ -615,7 +961,6 @@ pem_load(const uint8_t *data, size_t len, const char *passphrase, struct sf_priv
         goto out;
     }
     if ((pk = PEM_read_bio_PrivateKey_ex(bio, NULL, keyfile_pass_cb, &kp, NULL, NULL)) == NULL) {
-        /* Asked for a passphrase: none given, or the given one did not decrypt it. */
         if (kp.asked) {
             r = passphrase == NULL ? SF_ERR_KEY_ENCRYPTED : SF_ERR_KEY_PASSPHRASE;
         } else {
@@ -631,14 +976,55 @@ out:
     return r;
 }
 
+/*
+ * Every failure to understand a key file is SF_ERR_KEY_TYPE (public
+ * SSHFLOW_ERR_KEY_FORMAT): the parser's own codes (truncated, too long,
+ * malformed, trailing data, an OpenSSL refusal) say nothing more useful to
+ * the caller and would otherwise map to "protocol error".
+ */
+static int
+keyfile_err(int r)
+{
+    switch (r) {
+    case 0:
+    case SF_ERR_NOMEM:
+    case SF_ERR_INVALID:
+    case SF_ERR_NO_SPACE:
+    case SF_ERR_FILE:
+    case SF_ERR_KEY_ENCRYPTED:
+    case SF_ERR_KEY_PASSPHRASE:
+    case SF_ERR_KEY_TYPE:
+    case SF_ERR_INTERNAL:
+        return r;
+    default:
+        return SF_ERR_KEY_TYPE;
+    }
+}
+
+static bool
+looks_pem(const uint8_t *data, size_t len)
+{
+    return len >= 11 && memmem(data, len, "-----BEGIN ", 11) != NULL;
+}
+
 int
-sf_privkey_load(const uint8_t *data, size_t len, const char *passphrase,
-                struct sf_privkey **out)
+sf_privkey_load_comment(const uint8_t *data, size_t len, const char *passphrase,
+                        struct sf_privkey **out, char *comment, size_t commentsz,
+                        bool *has_comment)
 {
     uint8_t *payload = NULL;
     size_t plen = 0, pcap = 0;
     int r;
 
+    if (has_comment != NULL) {
+        *has_comment = false;
+    }
+    if (comment != NULL && commentsz == 0) {
+        return SF_ERR_INVALID;
+    }
+    if (comment != NULL) {
+        comment[0] = '\0';
+    }
     if (out == NULL) {
         return SF_ERR_INVALID;
     }
@@ -647,16 +1033,19 @@ sf_privkey_load(const uint8_t *data, size_t len, const char *passphrase,
         return SF_ERR_INVALID;
     }
     if (len > KEYFILE_MAX) {
-        return SF_ERR_TOO_LARGE;
+        return SF_ERR_KEY_TYPE;
     }
     if (is_openssh_armour(data, len)) {
         if ((r = armour_decode(data, len, &payload, &plen, &pcap)) != 0) {
             goto out;
         }
-        r = openssh_parse(payload, plen, out);
+        r = openssh_parse(payload, plen, passphrase, out, comment, commentsz);
+        if (r == 0 && has_comment != NULL) {
+            *has_comment = true;
+        }
         goto out;
     }
-    if (len >= 11 && memmem(data, len, "-----BEGIN ", 11) != NULL) {
+    if (looks_pem(data, len)) {
         r = pem_load(data, len, passphrase, out);
         goto out;
     }
@@ -664,29 +1053,93 @@ sf_privkey_load(const uint8_t *data, size_t len, const char *passphrase,
 out:
     if (r != 0) {
         ERR_clear_error();
+        if (comment != NULL) {
+            sf_wipe(comment, commentsz);
+            comment[0] = '\0';
+        }
     }
     sf_freezero(payload, pcap);
-    return r;
+    return keyfile_err(r);
 }
 
 int
-sf_privkey_load_file(const char *path, const char *passphrase, struct sf_privkey **out)
+sf_privkey_load(const uint8_t *data, size_t len, const char *passphrase,
+                struct sf_privkey **out)
 {
-    struct stat st;
-    uint8_t *data = NULL, *bigger = NULL;
-    size_t len = 0, cap = 0;
-    ssize_t got;
-    int fd = -1, r;
+    return sf_privkey_load_comment(data, len, passphrase, out, NULL, 0, NULL);
+}
 
-    if (out == NULL) {
+int
+sf_privkey_file_pubblob(const uint8_t *data, size_t len, struct sf_buf *blob_out)
+{
+    struct ossh_file f;
+    struct sf_privkey *k = NULL;
+    uint8_t *payload = NULL;
+    size_t plen = 0, pcap = 0;
+    unsigned bits = 0;
+    const char *tname = NULL;
+    int r;
+
+    if (data == NULL || blob_out == NULL) {
         return SF_ERR_INVALID;
     }
-    *out = NULL;
+    if (len > KEYFILE_MAX) {
+        return SF_ERR_KEY_TYPE;
+    }
+    if (is_openssh_armour(data, len)) {
+        /* The header is in the clear; the private list is not looked at. */
+        if ((r = armour_decode(data, len, &payload, &plen, &pcap)) != 0 ||
+            (r = ossh_split(payload, plen, &f)) != 0) {
+            goto out;
+        }
+        if ((r = sf_key_bits(f.pub, f.publen, &bits, &tname)) != 0) {
+            goto out;
+        }
+        r = sf_buf_put_bytes(blob_out, f.pub, f.publen);
+        goto out;
+    }
+    if (!looks_pem(data, len)) {
+        r = SF_ERR_KEY_TYPE;
+        goto out;
+    }
+    if ((r = pem_load(data, len, NULL, &k)) != 0) {
+        goto out;
+    }
+    r = sf_privkey_pubblob(k, blob_out);
+out:
+    /* One put each way: on failure blob_out is as it was. */
+    sf_privkey_free(k);
+    sf_freezero(payload, pcap);
+    return keyfile_err(r);
+}
+
+/* ---- reading files ---- */
+
+int
+sf_keyfile_read(const char *path, uint8_t **data, size_t *len, size_t *cap)
+{
+    struct stat st;
+    uint8_t *d = NULL, *bigger = NULL;
+    size_t n = 0, c = 0;
+    ssize_t got;
+    int fd = -1, saved = 0, r;
+
+    if (data == NULL || len == NULL || cap == NULL) {
+        return SF_ERR_INVALID;
+    }
+    *data = NULL;
+    *len = 0;
+    *cap = 0;
     if (path == NULL) {
         return SF_ERR_INVALID;
     }
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0 || fstat(fd, &st) != 0 ||
-        S_ISDIR(st.st_mode)) {
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0 || fstat(fd, &st) != 0) {
+        saved = errno;
+        r = SF_ERR_FILE;
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        saved = EISDIR;
         r = SF_ERR_FILE;
         goto out;
     }
@@ -695,50 +1148,83 @@ sf_privkey_load_file(const char *path, const char *passphrase, struct sf_privkey
         goto out;
     }
     /* Size from fstat for regular files (plus one byte to see EOF), else grow. */
-    cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
-    if ((data = sf_alloc(cap)) == NULL) {
+    c = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
+    if ((d = sf_alloc(c)) == NULL) {
         r = SF_ERR_NOMEM;
         goto out;
     }
     for (;;) {
-        if (len == cap) {
-            if (cap > KEYFILE_MAX) {
+        if (n == c) {
+            if (c > KEYFILE_MAX) {
                 r = SF_ERR_TOO_LARGE;
                 goto out;
             }
             /* Grow by copy so the old block can be wiped (no realloc). */
-            if ((bigger = sf_alloc(cap * 2)) == NULL) {
+            if ((bigger = sf_alloc(c * 2)) == NULL) {
                 r = SF_ERR_NOMEM;
                 goto out;
             }
-            memcpy(bigger, data, len);
-            sf_freezero(data, cap);
-            data = bigger;
+            memcpy(bigger, d, n);
+            sf_freezero(d, c);
+            d = bigger;
             bigger = NULL;
-            cap *= 2;
+            c *= 2;
         }
-        got = read(fd, data + len, cap - len);
+        got = read(fd, d + n, c - n);
         if (got < 0 && errno == EINTR) {
             continue;
         }
         if (got < 0) {
+            saved = errno;
             r = SF_ERR_FILE;
             goto out;
         }
         if (got == 0) {
             break;
         }
-        len += (size_t)got;
+        n += (size_t)got;
     }
-    if (len > KEYFILE_MAX) {
+    if (n > KEYFILE_MAX) {
         r = SF_ERR_TOO_LARGE;
         goto out;
     }
-    r = sf_privkey_load(data, len, passphrase, out);
+    *data = d;
+    *len = n;
+    *cap = c;
+    d = NULL;
+    r = 0;
 out:
     if (fd >= 0) {
         close(fd);
     }
+    sf_freezero(d, c);
+    if (r == SF_ERR_FILE) {
+        errno = saved; /* the caller reports it (close and free may have changed it) */
+    }
+    return r;
+}
+
+int
+sf_privkey_load_file(const char *path, const char *passphrase, struct sf_privkey **out)
+{
+    uint8_t *data = NULL;
+    size_t len = 0, cap = 0;
+    int r, saved;
+
+    if (out == NULL) {
+        return SF_ERR_INVALID;
+    }
+    *out = NULL;
+    if (path == NULL) {
+        return SF_ERR_INVALID;
+    }
+    if ((r = sf_keyfile_read(path, &data, &len, &cap)) != 0) {
+        saved = errno;
+        r = keyfile_err(r);
+        errno = saved;
+        return r;
+    }
+    r = sf_privkey_load(data, len, passphrase, out);
     sf_freezero(data, cap);
     return r;
 }
