@@ -1053,18 +1053,32 @@ START_TEST(test_known_hosts_revoked)
 }
 END_TEST
 
-/* XXX: certificates come later; until then @cert-authority lines are ignored. */
-START_TEST(test_known_hosts_cert_authority_ignored)
+/*
+ * A CA key is not a host key: an @cert-authority line vouches for host
+ * certificates only (check_cert.c tests those), never for the plain key, and
+ * accept-new still adds the plain key. Its host patterns apply as usual.
+ */
+START_TEST(test_known_hosts_cert_authority_plain_key)
 {
     sshflow_hostauth *a = NULL;
-    char types[64];
+    char types[512];
+    char *text = NULL;
 
-    write_kh("@cert-authority * %s\n", K1.entry);
+    write_kh("@cert-authority *,!host2 %s\n@cert-authority\n", K1.entry);
     a = kh_strict();
     ck_assert_int_eq(chk(a, "host1", 22, &K1), SF_ERR_HOSTKEY_UNKNOWN);
     sf_hostauth_known_types(a, "host1", 22, types, sizeof(types));
+    ck_assert_msg(strncmp(types, "ssh-ed25519-cert-v01@openssh.com,", 33) == 0, "%s", types);
+    ck_assert_ptr_nonnull(strstr(types, "rsa-sha2-512-cert-v01@openssh.com"));
+    sf_hostauth_known_types(a, "host2", 22, types, sizeof(types));
     ck_assert_str_eq(types, "");
     sshflow_hostauth_free(a);
+    a = kh_accept_new();
+    ck_assert_int_eq(chk(a, "host1", 22, &K1), 0);
+    sshflow_hostauth_free(a);
+    text = read_file(khpath, NULL);
+    ck_assert_ptr_nonnull(strstr(text, "\nhost1 ssh-ed25519 "));
+    free(text);
 }
 END_TEST
 
@@ -1383,7 +1397,7 @@ START_TEST(test_hostauth_known_types_file)
              "host1 %s\n"
              "other %s\n"
              "@revoked host1 %s\n"
-             "@cert-authority host1 %s\n"
+             "@cert-authority host9 %s\n"
              "[host1]:2222 %s\n",
              K1.entry, E1.entry, K2.entry, R1.entry, E3.entry, R1.entry, E3.entry);
     a = kh_strict();
@@ -1636,7 +1650,7 @@ hostauth_suite(void)
     tcase_add_test(tc, test_known_hosts_comments_garbage);
     tcase_add_loop_test(tc, test_known_hosts_random_garbage, 0, 16);
     tcase_add_test(tc, test_known_hosts_revoked);
-    tcase_add_test(tc, test_known_hosts_cert_authority_ignored);
+    tcase_add_test(tc, test_known_hosts_cert_authority_plain_key);
     tcase_add_test(tc, test_known_hosts_default_path);
     tcase_add_test(tc, test_known_hosts_unreadable);
     tcase_add_test(tc, test_known_hosts_no_host);

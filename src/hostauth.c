@@ -11,20 +11,30 @@
  *     "<keytype>:<base64 sha256>"    fingerprint and key type
  *     "<base64 public key blob>"     the key itself
  *
+ * A host certificate (*-cert-v01@openssh.com) is parsed by cert.c. The
+ * known_hosts kind decides on it with @cert-authority / @revoked lines
+ * (knownhosts.c). Every other kind sees only the certified plain key: the
+ * fingerprint and key authenticators compare it, and the callback gets its
+ * type, blob and fingerprint -- a pinned key stays pinned whether or not the
+ * server wraps it in a certificate, as OpenSSH downgrades a certificate it
+ * has no CA for to its plain key.
+ *
  * Owns: struct sshflow_hostauth, parsing those strings, and the decision in
  * sf_hostauth_check(). Must never: talk to the network, parse key material
- * (only the type name in front of a blob and the shape of its fields), or
- * accept a key without a positive match (except the insecure kind, which
- * says so on stderr).
+ * (only the type name in front of a blob and the shape of its fields;
+ * certificates are cert.c's), or accept a key without a positive match
+ * (except the insecure kind, which says so on stderr).
  */
 #include "hostauth.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
 #include "buf.h"
+#include "cert.h"
 #include "key.h"
 #include "knownhosts.h"
 
@@ -380,26 +390,20 @@ check_key(const sshflow_hostauth *a, const char *type, const uint8_t *blob, size
     return SF_ERR_HOSTKEY;
 }
 
-int
-sf_hostauth_check(const sshflow_hostauth *a, const char *host, uint16_t port,
-                  const uint8_t *blob, size_t bloblen, sshflow_error *err)
+static int
+no_host(const char *type, const char *fp, sshflow_error *err)
 {
-    char type[SF_NAME_MAX + 1];
-    char fp[HA_FP_MAX];
-    int r;
+    sf_err_set(err, SF_ERR_HOSTKEY,
+               "host key %s %s refused: no host name to look up in known_hosts (set HostName)",
+               type, fp);
+    return SF_ERR_HOSTKEY;
+}
 
-    if (a == NULL || blob == NULL || bloblen == 0 || bloblen > SF_KEYBLOB_MAX) {
-        sf_err_set(err, SF_ERR_INVALID, "host key check without an authenticator or a key");
-        return SF_ERR_INVALID;
-    }
-    if (blob_type(blob, bloblen, type, sizeof(type)) != 0) {
-        sf_err_set(err, SF_ERR_INVALID, "host key blob does not start with a key type name");
-        return SF_ERR_INVALID;
-    }
-    if ((r = sf_fingerprint_sha256(blob, bloblen, fp, sizeof(fp))) != 0) {
-        sf_err_set(err, r, "cannot compute the host key fingerprint");
-        return r;
-    }
+/* The decision on a plain key: type, blob and its fingerprint fp. */
+static int
+check_plain(const sshflow_hostauth *a, const char *host, uint16_t port, const char *type,
+            const uint8_t *blob, size_t bloblen, const char *fp, sshflow_error *err)
+{
     switch (a->kind) {
     case HA_FP_ANY:
     case HA_FP_TYPED:
@@ -408,11 +412,7 @@ sf_hostauth_check(const sshflow_hostauth *a, const char *host, uint16_t port,
         return check_key(a, type, blob, bloblen, fp, err);
     case HA_KNOWN_HOSTS:
         if (host == NULL) {
-            sf_err_set(err, SF_ERR_HOSTKEY,
-                       "host key %s %s refused: no host name to look up in known_hosts (set "
-                       "HostName)",
-                       type, fp);
-            return SF_ERR_HOSTKEY;
+            return no_host(type, fp, err);
         }
         return sf_knownhosts_check(a->path, a->policy, host, port, type, blob, bloblen, fp, err);
     case HA_CALLBACK:
@@ -429,6 +429,59 @@ sf_hostauth_check(const sshflow_hostauth *a, const char *host, uint16_t port,
         sf_err_set(err, SF_ERR_INTERNAL, "unknown host authenticator kind %d", (int)a->kind);
         return SF_ERR_INTERNAL;
     }
+}
+
+int
+sf_hostauth_check(const sshflow_hostauth *a, const char *host, uint16_t port,
+                  const uint8_t *blob, size_t bloblen, sshflow_error *err)
+{
+    char type[SF_NAME_MAX + 1];
+    char fp[HA_FP_MAX];
+    struct sf_cert *cert = NULL;
+    const uint8_t *kb = NULL;
+    size_t kblen = 0;
+    time_t now;
+    int r;
+
+    if (a == NULL || blob == NULL || bloblen == 0 || bloblen > SF_KEYBLOB_MAX) {
+        sf_err_set(err, SF_ERR_INVALID, "host key check without an authenticator or a key");
+        return SF_ERR_INVALID;
+    }
+    if (blob_type(blob, bloblen, type, sizeof(type)) != 0) {
+        sf_err_set(err, SF_ERR_INVALID, "host key blob does not start with a key type name");
+        return SF_ERR_INVALID;
+    }
+    if (!sf_cert_is_type(type, strlen(type))) {
+        if ((r = sf_fingerprint_sha256(blob, bloblen, fp, sizeof(fp))) != 0) {
+            sf_err_set(err, r, "cannot compute the host key fingerprint");
+            return r;
+        }
+        return check_plain(a, host, port, type, blob, bloblen, fp, err);
+    }
+    /*
+     * A host certificate. Its CA signature is verified with any algorithm
+     * here; knownhosts.c holds it to CASignatureAlgorithms before trusting
+     * it, and everyone else looks at the plain key only.
+     */
+    if ((r = sf_cert_from_blob_algs(blob, bloblen, NULL, &cert)) != 0) {
+        sf_err_set(err, r == SF_ERR_NOMEM ? r : SF_ERR_HOSTKEY,
+                   "host certificate %s unusable: %s", type, sf_err_str(r));
+        return r == SF_ERR_NOMEM ? r : SF_ERR_HOSTKEY;
+    }
+    kb = sf_cert_key_blob(cert, &kblen);
+    if ((r = sf_fingerprint_sha256(kb, kblen, fp, sizeof(fp))) != 0) {
+        sf_err_set(err, r, "cannot compute the host key fingerprint");
+    } else if (a->kind == HA_KNOWN_HOSTS && host == NULL) {
+        r = no_host(type, fp, err);
+    } else if (a->kind == HA_KNOWN_HOSTS) {
+        now = time(NULL);
+        r = sf_knownhosts_check_cert(a->path, a->policy, host, port, cert,
+                                     now < 0 ? 0 : (uint64_t)now, err);
+    } else {
+        r = check_plain(a, host, port, sf_cert_plain_type(cert), kb, kblen, fp, err);
+    }
+    sf_cert_free(cert);
+    return r;
 }
 
 void

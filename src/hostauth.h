@@ -22,6 +22,12 @@
  * of /root/.ssh/known_hosts has a different ssh-ed25519 key)".
  * For accept-new, appends "host keytype base64" (or "[host]:port ...") to
  * the file. May log a loud warning for the insecure authenticator.
+ *
+ * blob may be a host certificate (*-cert-v01@openssh.com): it is parsed and
+ * its CA signature verified (a failure refuses, SF_ERR_HOSTKEY). A
+ * known_hosts authenticator trusts it through @cert-authority lines, or
+ * judges its plain key (knownhosts.h); every other kind sees only the
+ * certified plain key (the callback gets its type, blob and fingerprint).
  */
 SF_MUST_USE int sf_hostauth_check(const sshflow_hostauth *a, const char *host, uint16_t port,
                                   const uint8_t *blob, size_t bloblen, sshflow_error *err);
@@ -30,7 +36,10 @@ SF_MUST_USE int sf_hostauth_check(const sshflow_hostauth *a, const char *host, u
  * Comma-separated key types ("ssh-ed25519,ecdsa-sha2-nistp256") that the
  * authenticator already knows for host:port, in file order, without
  * duplicates, so that the client can prefer them in HostKeyAlgorithms (as
- * OpenSSH does). Empty string if none or not applicable. Never fails except
+ * OpenSSH does). When a known_hosts @cert-authority line applies to the
+ * host, every certificate algorithm name (sf_cert_alg_list, e.g.
+ * "ssh-ed25519-cert-v01@openssh.com,...,rsa-sha2-512-cert-v01@openssh.com")
+ * comes first. Empty string if none or not applicable. Never fails except
  * for outsz too small (truncated at a name boundary).
  */
 void sf_hostauth_known_types(const sshflow_hostauth *a, const char *host, uint16_t port,

@@ -3,15 +3,19 @@
  *
  * Owns: struct sf_pubkey and struct sf_privkey (an EVP_PKEY plus the SSH
  * public key blob), parsing of public key blobs (RFC 4253 s6.6, RFC 5656
- * s3.1, RFC 8709 s4), signature verification and creation (RFC 4253 s6.6,
- * RFC 5656 s3.1.2, RFC 8332, RFC 8709 s6), and the host key algorithm lists.
- * Must never: read files or PEM armour (keyfile.c does), make or accept
- * SHA-1 RSA signatures ("ssh-rsa" as a signature algorithm), or look at
- * bytes from the peer other than through struct sf_buf.
+ * s3.1, RFC 8709 s4; certificate blobs are parsed by cert.c and wrapped
+ * here), signature verification and creation (RFC 4253 s6.6, RFC 5656
+ * s3.1.2, RFC 8332, RFC 8709 s6), and the host key algorithm lists.
+ * Must never: read files or PEM armour (keyfile.c does), make or accept a
+ * SHA-1 RSA signature unless "ssh-rsa" (or "ssh-rsa-cert-v01@openssh.com")
+ * is the algorithm the caller asked for, or look at bytes from the peer
+ * other than through struct sf_buf.
  */
 #include "key.h"
 
 #include <string.h>
+
+#include "cert.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -29,10 +33,28 @@
 #define KEY_ED25519_SIG 64
 #define KEY_EC_MAX_FIELD 66 /* P-521: 521 bits */
 
-const char sf_hostkey_default_list[] = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
+/*
+ * OpenSSH 9.2's default HostKeyAlgorithms (ssh_config(5), `ssh -G`), less
+ * the sk-* types: certificates first. SHA-1 "ssh-rsa" is only in the list
+ * of all (a caller opts in with HostKeyAlgorithms +ssh-rsa).
+ */
+const char sf_hostkey_default_list[] = "ssh-ed25519-cert-v01@openssh.com,"
+                                       "ecdsa-sha2-nistp256-cert-v01@openssh.com,"
+                                       "ecdsa-sha2-nistp384-cert-v01@openssh.com,"
+                                       "ecdsa-sha2-nistp521-cert-v01@openssh.com,"
+                                       "rsa-sha2-512-cert-v01@openssh.com,"
+                                       "rsa-sha2-256-cert-v01@openssh.com,"
+                                       "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
                                        "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
-const char sf_hostkey_all_list[] = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
-                                   "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
+const char sf_hostkey_all_list[] = "ssh-ed25519-cert-v01@openssh.com,"
+                                   "ecdsa-sha2-nistp256-cert-v01@openssh.com,"
+                                   "ecdsa-sha2-nistp384-cert-v01@openssh.com,"
+                                   "ecdsa-sha2-nistp521-cert-v01@openssh.com,"
+                                   "rsa-sha2-512-cert-v01@openssh.com,"
+                                   "rsa-sha2-256-cert-v01@openssh.com,"
+                                   "ssh-rsa-cert-v01@openssh.com,"
+                                   "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
+                                   "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa";
 
 enum key_kind {
     KEY_ED25519,
@@ -67,7 +89,8 @@ struct key_core {
 };
 
 struct sf_pubkey {
-    struct key_core c;
+    struct key_core c;     /* a certificate's: its certified key, with blob = the certificate */
+    struct sf_cert *cert;  /* NULL for a plain key */
 };
 
 struct sf_privkey {
@@ -127,7 +150,12 @@ core_type(const struct key_core *c)
     }
 }
 
-/* Digest name for an RSA signature algorithm (RFC 8332 s3); NULL if not one we allow. */
+/*
+ * Digest name for an RSA signature algorithm (RFC 8332 s3); NULL if not one
+ * we allow. "ssh-rsa" (RFC 4253 s6.6, SHA-1) is legacy: it is only ever
+ * used when a caller asks for that name (HostKeyAlgorithms +ssh-rsa, a CA
+ * signature parsed without a CASignatureAlgorithms restriction).
+ */
 static const char *
 rsa_sigalg_md(const char *sigalg)
 {
@@ -136,6 +164,9 @@ rsa_sigalg_md(const char *sigalg)
     }
     if (strcmp(sigalg, "rsa-sha2-512") == 0) {
         return "SHA512";
+    }
+    if (strcmp(sigalg, "ssh-rsa") == 0) {
+        return "SHA1";
     }
     return NULL;
 }
@@ -176,20 +207,10 @@ core_md(const struct key_core *c, const char *sigalg)
 bool
 sf_sigalg_supported(const char *name, size_t n)
 {
-    static const char *const algs[] = {
-        "ssh-ed25519",         "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521", "rsa-sha2-512",        "rsa-sha2-256",
-    };
-
-    if (name == NULL) {
+    if (name == NULL || n == 0) {
         return false;
     }
-    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
-        if (name_eq((const uint8_t *)name, n, algs[i])) {
-            return true;
-        }
-    }
-    return false;
+    return sf_list_has(sf_hostkey_all_list, name, n);
 }
 
 /* Make an EVP_PKEY of the named algorithm from an OSSL_PARAM_BLD's contents. */
@@ -324,7 +345,7 @@ out:
  *   RFC 4253 s6.6  string "ssh-rsa"  mpint e  mpint n
  */
 int
-sf_pubkey_from_blob(const uint8_t *blob, size_t len, struct sf_pubkey **out)
+sf_pubkey_from_plain_blob(const uint8_t *blob, size_t len, struct sf_pubkey **out)
 {
     struct sf_pubkey *k = NULL;
     struct sf_buf b;
@@ -411,6 +432,75 @@ out:
     return r;
 }
 
+/*
+ * A certificate (PROTOCOL.certkeys): cert.c parses it and verifies the CA's
+ * signature with any algorithm we can verify (whether that CA and
+ * algorithm are trusted is decided later, by whoever trusts it); the key
+ * object signs and verifies as the certified key.
+ */
+static int
+pubkey_from_cert(const uint8_t *blob, size_t len, struct sf_pubkey **out)
+{
+    struct sf_pubkey *k = NULL;
+    struct sf_cert *cert = NULL;
+    const struct sf_pubkey *inner = NULL;
+    int r;
+
+    if ((r = sf_cert_from_blob_algs(blob, len, NULL, &cert)) != 0) {
+        return r;
+    }
+    if ((k = sf_alloc(sizeof(*k))) == NULL) {
+        r = SF_ERR_NOMEM;
+        goto out;
+    }
+    inner = sf_cert_key(cert);
+    if (EVP_PKEY_up_ref(inner->c.pkey) != 1) {
+        r = SF_ERR_CRYPTO;
+        goto out;
+    }
+    k->c.kind = inner->c.kind;
+    k->c.curve = inner->c.curve;
+    k->c.modbytes = inner->c.modbytes;
+    k->c.pkey = inner->c.pkey;
+    if ((k->c.blob = sf_alloc(len)) == NULL) {
+        r = SF_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(k->c.blob, blob, len);
+    k->c.bloblen = len;
+    k->cert = cert;
+    cert = NULL;
+    *out = k;
+    k = NULL;
+    r = 0;
+out:
+    sf_cert_free(cert);
+    sf_pubkey_free(k);
+    return r;
+}
+
+int
+sf_pubkey_from_blob(const uint8_t *blob, size_t len, struct sf_pubkey **out)
+{
+    struct sf_buf b;
+    const uint8_t *type = NULL;
+    size_t tlen = 0;
+
+    if (out == NULL) {
+        return SF_ERR_INVALID;
+    }
+    *out = NULL;
+    if (blob == NULL || len > SF_KEYBLOB_MAX) {
+        return sf_pubkey_from_plain_blob(blob, len, out); /* its errors */
+    }
+    sf_buf_init_view(&b, blob, len);
+    if (sf_buf_get_string(&b, &type, &tlen, SF_NAME_MAX) == 0 &&
+        sf_cert_is_type((const char *)type, tlen)) {
+        return pubkey_from_cert(blob, len, out);
+    }
+    return sf_pubkey_from_plain_blob(blob, len, out);
+}
+
 void
 sf_pubkey_free(struct sf_pubkey *k)
 {
@@ -418,13 +508,44 @@ sf_pubkey_free(struct sf_pubkey *k)
         return;
     }
     core_clear(&k->c);
+    sf_cert_free(k->cert);
     sf_free(k);
 }
 
 const char *
 sf_pubkey_type(const struct sf_pubkey *k)
 {
+    if (k->cert != NULL) {
+        return sf_cert_type(k->cert);
+    }
     return core_type(&k->c);
+}
+
+const struct sf_cert *
+sf_pubkey_cert(const struct sf_pubkey *k)
+{
+    return k != NULL ? k->cert : NULL;
+}
+
+/*
+ * The signature algorithm inside signatures made under sigalg by k: the
+ * name itself for a plain key; the base name ("rsa-sha2-512" for
+ * "rsa-sha2-512-cert-v01@openssh.com") for a certificate, which accepts
+ * only certificate algorithm names. NULL if sigalg does not fit the key.
+ */
+static const char *
+pubkey_base_sigalg(const struct sf_pubkey *k, const char *sigalg)
+{
+    const char *base = NULL;
+
+    if (k == NULL || sigalg == NULL) {
+        return NULL;
+    }
+    base = k->cert != NULL ? sf_cert_sigalg_base(sigalg) : sigalg;
+    if (base == NULL || !core_sigalg_ok(&k->c, base)) {
+        return NULL;
+    }
+    return base;
 }
 
 const uint8_t *
@@ -437,7 +558,7 @@ sf_pubkey_blob(const struct sf_pubkey *k, size_t *len)
 bool
 sf_pubkey_sigalg_ok(const struct sf_pubkey *k, const char *sigalg)
 {
-    return k != NULL && core_sigalg_ok(&k->c, sigalg);
+    return pubkey_base_sigalg(k, sigalg) != NULL;
 }
 
 /*
@@ -551,7 +672,8 @@ sf_pubkey_verify(const struct sf_pubkey *k, const char *sigalg, const uint8_t *s
         (r = sf_buf_expect_end(&b)) != 0) {
         goto out;
     }
-    if (!core_sigalg_ok(&k->c, sigalg) || !name_eq(name, nlen, sigalg)) {
+    /* A certificate's signatures carry the base name ("ssh-ed25519", "rsa-sha2-512"). */
+    if ((sigalg = pubkey_base_sigalg(k, sigalg)) == NULL || !name_eq(name, nlen, sigalg)) {
         r = SF_ERR_SIGNATURE;
         goto out;
     }
@@ -865,6 +987,10 @@ sf_privkey_sign(const struct sf_privkey *k, const char *sigalg, const uint8_t *d
 
     if (k == NULL || out == NULL || (data == NULL && len != 0)) {
         return SF_ERR_INVALID;
+    }
+    /* A certificate algorithm signs as its base algorithm (PROTOCOL.certkeys). */
+    if (sf_cert_sigalg_base(sigalg) != NULL) {
+        sigalg = sf_cert_sigalg_base(sigalg);
     }
     if (!core_sigalg_ok(&k->c, sigalg)) {
         return SF_ERR_INVALID;

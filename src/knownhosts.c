@@ -11,14 +11,29 @@
  *                 port is written "[host]:port"; or one hashed name
  *                 "|1|base64(salt)|base64(HMAC-SHA1(salt, name))".
  *   '#' comments and blank lines are ignored, and so is every line we cannot
- *   parse (as OpenSSH does). @cert-authority lines are ignored for now.
+ *   parse (as OpenSSH does).
+ *   @cert-authority  the key is a CA: a host certificate it signed is
+ *                 accepted for the hosts the patterns match (sshd(8)).
+ *   @revoked      the key must never be accepted: as a host key, as the key
+ *                 inside a host certificate, or as the CA that signed one. A
+ *                 revoked certificate revokes the key it certifies.
+ *
+ * Host certificates (OpenSSH sshconnect.c check_host_key()): accepted if a
+ * matching @cert-authority line holds the CA key and the certificate is a
+ * host certificate, valid now, naming the host among its principals (an
+ * empty list names every host), without critical options, and signed with
+ * an algorithm of the CASignatureAlgorithms default. Otherwise (CA unknown,
+ * or the certificate fails a check) it is downgraded to its plain key,
+ * which is then checked like any other: known, changed, or unknown (and
+ * accept-new appends the plain key). A revocation is never downgraded.
  *
  * Owns: reading the file (whole, bounded by SF_KNOWNHOSTS_FILE_MAX), the host
  * pattern matcher, the hashed-name check, the strict / accept-new decision
- * and the locked append. Must never: talk to the network, parse key material
- * (keys are compared as blobs; only the type name in front is read, through
- * sf_buf), rewrite or truncate lines that were there before, or follow the
- * lookup with a decision made on data read outside the lock when it writes.
+ * and the locked append. Must never: talk to the network, interpret key
+ * material itself (keys are compared as blobs; only the type name in front
+ * is read, through sf_buf; certificates are cert.c's), rewrite or truncate
+ * lines that were there before, or follow the lookup with a decision made
+ * on data read outside the lock when it writes.
  */
 #include "knownhosts.h"
 
@@ -37,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "cert.h"
 #include "key.h"
 
 #define KH_DEFAULT_PORT 22
@@ -52,6 +68,7 @@
 #define KH_RSA_MODULUS_MIN 128           /* bytes: 1024 bits, as key.c */
 #define KH_RSA_MODULUS_MAX 2049          /* bytes: 16384 bits plus a sign byte */
 #define KH_MPINT_E_MAX 64
+#define KH_WHY_MAX 320                   /* why a host certificate was not accepted */
 
 /* One blank-separated field of a line: [p, p + n). */
 struct kh_span {
@@ -67,11 +84,16 @@ struct kh_scan {
     const char *keytype;
     const uint8_t *blob;
     size_t bloblen;
+    const uint8_t *cablob; /* a host certificate's CA key, or NULL */
+    size_t cablobsz;
     /* Results: first line (1-based) of each kind, 0 if none. */
-    unsigned long found_line;   /* the same key */
-    unsigned long changed_line; /* a different key of the same type */
-    unsigned long other_line;   /* a key of another type */
-    unsigned long revoked_line; /* the same key under @revoked */
+    unsigned long found_line;      /* the same key */
+    unsigned long changed_line;    /* a different key of the same type */
+    unsigned long other_line;      /* a key of another type */
+    unsigned long revoked_line;    /* the same key (or a certificate of it) under @revoked */
+    unsigned long ca_line;         /* the CA key under @cert-authority */
+    unsigned long ca_revoked_line; /* the CA key under @revoked */
+    bool ca_seen;                  /* some @cert-authority line applies to the host */
     char other_type[SF_NAME_MAX + 1];
     char *types; /* key types seen for the host (comma list), or NULL */
     size_t typessz;
@@ -520,6 +542,40 @@ next_field(const char *line, size_t len, size_t *pos, struct kh_span *f)
 }
 
 /*
+ * An @revoked line that applies to the host, key kbuf[bloblen] of type:
+ * does it revoke the key looked up, or the CA of its certificate? A revoked
+ * certificate revokes the key it certifies (OpenSSH compares public parts);
+ * one that does not even parse is skipped, as OpenSSH skips such a line.
+ */
+static int
+scan_revoked(struct kh_scan *s, const char *type, size_t bloblen, unsigned long lineno)
+{
+    struct sf_cert *cert = NULL;
+    const uint8_t *kb = s->kbuf;
+    size_t kblen = bloblen;
+    int r;
+
+    if (s->blob == NULL) {
+        return 0;
+    }
+    if (sf_cert_is_type(type, strlen(type))) {
+        if ((r = sf_cert_from_blob_algs(s->kbuf, bloblen, NULL, &cert)) != 0) {
+            return r == SF_ERR_NOMEM ? r : 0;
+        }
+        kb = sf_cert_key_blob(cert, &kblen);
+    }
+    if (s->revoked_line == 0 && kblen == s->bloblen && memcmp(kb, s->blob, kblen) == 0) {
+        s->revoked_line = lineno;
+    }
+    if (cert == NULL && s->cablob != NULL && s->ca_revoked_line == 0 &&
+        bloblen == s->cablobsz && memcmp(s->kbuf, s->cablob, bloblen) == 0) {
+        s->ca_revoked_line = lineno;
+    }
+    sf_cert_free(cert);
+    return 0;
+}
+
+/*
  * One line (without its newline). Lines that do not apply to the host, or
  * that we cannot parse, are skipped; errors are only NOMEM / CRYPTO.
  */
@@ -534,6 +590,7 @@ scan_line(struct kh_scan *s, const char *line, size_t len, unsigned long lineno)
     size_t pos = 0;
     size_t bloblen = 0;
     bool revoked = false;
+    bool ca = false;
     bool match = false;
     int r;
 
@@ -544,11 +601,14 @@ scan_line(struct kh_scan *s, const char *line, size_t len, unsigned long lineno)
         return 0;
     }
     if (f.p[0] == '@') {
-        /* XXX: @cert-authority waits for certificate support; other markers are invalid. */
-        if (!span_eq(f, "@revoked")) {
+        /* Markers (sshd(8)); a line with any other marker is invalid and skipped. */
+        if (span_eq(f, "@revoked")) {
+            revoked = true;
+        } else if (span_eq(f, "@cert-authority")) {
+            ca = true;
+        } else {
             return 0;
         }
-        revoked = true;
         if (!next_field(line, len, &pos, &f)) {
             return 0;
         }
@@ -582,12 +642,16 @@ scan_line(struct kh_scan *s, const char *line, size_t len, unsigned long lineno)
     if ((r != 0 && r != SF_ERR_KEY_TYPE) || !span_eq(ktype, type) || !keytype_writable(type)) {
         return 0;
     }
-    if (revoked) {
-        if (s->blob != NULL && s->revoked_line == 0 && bloblen == s->bloblen &&
-            memcmp(s->kbuf, s->blob, bloblen) == 0) {
-            s->revoked_line = lineno;
+    if (ca) {
+        s->ca_seen = true;
+        if (s->cablob != NULL && s->ca_line == 0 && bloblen == s->cablobsz &&
+            memcmp(s->kbuf, s->cablob, bloblen) == 0) {
+            s->ca_line = lineno;
         }
         return 0;
+    }
+    if (revoked) {
+        return scan_revoked(s, type, bloblen, lineno);
     }
     types_add(s, type);
     if (s->keytype == NULL) {
@@ -753,6 +817,13 @@ decide(const struct kh_scan *s, const char *path, const char *host, uint16_t por
                    s->name, s->keytype, fp, s->revoked_line, path);
         return SF_ERR_HOSTKEY;
     }
+    if (s->ca_revoked_line != 0) {
+        sf_err_set(err, SF_ERR_HOSTKEY,
+                   "host certificate for %s is revoked: the CA key that signed it is listed as "
+                   "@revoked at line %lu of %s (the server's %s key is %s)",
+                   s->name, s->ca_revoked_line, path, s->keytype, fp);
+        return SF_ERR_HOSTKEY;
+    }
     if (s->found_line != 0) {
         return 0;
     }
@@ -876,6 +947,8 @@ append_host(struct kh_scan *s, const char *path, const char *host, uint16_t port
     }
     /* Decide again on what is in the file now, with the lock held. */
     s->found_line = s->changed_line = s->other_line = s->revoked_line = 0;
+    s->ca_line = s->ca_revoked_line = 0;
+    s->ca_seen = false;
     s->other_type[0] = '\0';
     if (s->types != NULL && s->typessz > 0) {
         s->types[0] = '\0';
@@ -957,15 +1030,50 @@ out:
 /* Entry points                                                             */
 /* ------------------------------------------------------------------------ */
 
-int
-sf_knownhosts_check(const char *path, enum sshflow_hostkey_policy policy, const char *host,
-                    uint16_t port, const char *keytype, const uint8_t *blob, size_t bloblen,
-                    const char *fp, sshflow_error *err)
+/*
+ * Would this host certificate be accepted on its own, given that a
+ * @cert-authority line for the host holds its CA key? 0, or SF_ERR_CERT
+ * with why filled.
+ */
+static int
+cert_acceptable(const struct sf_cert *cert, const char *host, uint64_t now, char *why,
+                size_t whysz)
+{
+    char name[KH_HOST_MAX + 1];
+    size_t i;
+    int r;
+
+    if (!sf_cert_ca_alg_ok(cert, NULL)) {
+        snprintf(why, whysz, "its CA signed it with %s, which CASignatureAlgorithms does not "
+                 "allow", sf_cert_ca_sigalg(cert));
+        return SF_ERR_CERT;
+    }
+    /* OpenSSH checks the (lower-cased) host name against the principals; no port. */
+    for (i = 0; host[i] != '\0' && i < KH_HOST_MAX; i++) {
+        name[i] = ascii_lower(host[i]);
+    }
+    name[i] = '\0';
+    if ((r = sf_cert_check(cert, SF_CERT_HOST, name, now, why, whysz)) != 0) {
+        return SF_ERR_CERT;
+    }
+    return 0;
+}
+
+/*
+ * The look-up and decision for a plain key (cert NULL), or for a host
+ * certificate whose plain key is keytype/blob/fp.
+ */
+static int
+check_key(const char *path, enum sshflow_hostkey_policy policy, const char *host, uint16_t port,
+          const char *keytype, const uint8_t *blob, size_t bloblen, const char *fp,
+          const struct sf_cert *cert, uint64_t now, sshflow_error *err)
 {
     struct kh_scan s;
     char file[SF_KNOWNHOSTS_PATH_MAX];
     char name[KH_NAME_MAX];
     char types[KH_TYPES_MSG_MAX];
+    char why[KH_WHY_MAX];
+    char reason[SF_CERT_WHY_MAX];
     uint8_t *data = NULL;
     size_t len = 0;
     bool absent = false;
@@ -973,6 +1081,8 @@ sf_knownhosts_check(const char *path, enum sshflow_hostkey_policy policy, const 
 
     memset(&s, 0, sizeof(s));
     types[0] = '\0';
+    why[0] = '\0';
+    reason[0] = '\0';
     if (host == NULL || keytype == NULL || blob == NULL || bloblen == 0 || fp == NULL) {
         r = SF_ERR_INVALID;
         sf_err_set(err, r, "known_hosts check needs a host name and a key");
@@ -1001,6 +1111,9 @@ sf_knownhosts_check(const char *path, enum sshflow_hostkey_policy policy, const 
     s.bloblen = bloblen;
     s.types = types;
     s.typessz = sizeof(types);
+    if (cert != NULL) {
+        s.cablob = sf_cert_ca_blob(cert, &s.cablobsz);
+    }
     if ((r = load_file(file, &data, &len, err)) != 0) {
         goto out;
     }
@@ -1008,14 +1121,90 @@ sf_knownhosts_check(const char *path, enum sshflow_hostkey_policy policy, const 
         sf_err_set(err, r, "reading known_hosts file %s", file);
         goto out;
     }
+    if (cert != NULL && s.revoked_line == 0 && s.ca_revoked_line == 0) {
+        if (s.ca_line == 0) {
+            snprintf(why, sizeof(why), "no @cert-authority line for %.100s in %.150s holds its CA key",
+                     name, file);
+        } else if (cert_acceptable(cert, host, now, reason, sizeof(reason)) == 0) {
+            r = 0; /* a trusted CA vouches for it */
+            goto out;
+        } else {
+            snprintf(why, sizeof(why), "its CA is trusted (line %lu) but %.200s", s.ca_line,
+                     reason);
+        }
+    }
     r = decide(&s, file, host, port, fp, &absent, err);
     if (r == SF_ERR_HOSTKEY_UNKNOWN && absent && policy == SSHFLOW_HOSTKEY_ACCEPT_NEW) {
         r = append_host(&s, file, host, port, fp, err);
+    }
+    if (r != 0 && why[0] != '\0' && err != NULL) {
+        /* Say why the certificate did not do before what became of its plain key. */
+        char plain[sizeof(err->detail)];
+
+        snprintf(plain, sizeof(plain), "%s", err->detail);
+        sf_err_set(err, r, "host certificate %s (key ID \"%.64s\") not accepted: %s; "
+                   "its plain key then: %s",
+                   sf_cert_type(cert), sf_cert_key_id(cert), why, plain);
     }
 out:
     scan_free(&s);
     sf_free(data);
     return r;
+}
+
+int
+sf_knownhosts_check(const char *path, enum sshflow_hostkey_policy policy, const char *host,
+                    uint16_t port, const char *keytype, const uint8_t *blob, size_t bloblen,
+                    const char *fp, sshflow_error *err)
+{
+    return check_key(path, policy, host, port, keytype, blob, bloblen, fp, NULL, 0, err);
+}
+
+int
+sf_knownhosts_check_cert(const char *path, enum sshflow_hostkey_policy policy, const char *host,
+                         uint16_t port, const struct sf_cert *cert, uint64_t now,
+                         sshflow_error *err)
+{
+    const uint8_t *blob = NULL;
+    size_t bloblen = 0;
+    char fp[SF_NAME_MAX + 32];
+    int r;
+
+    if (cert == NULL) {
+        sf_err_set(err, SF_ERR_INVALID, "known_hosts check needs a host name and a key");
+        return SF_ERR_INVALID;
+    }
+    blob = sf_cert_key_blob(cert, &bloblen);
+    if ((r = sf_fingerprint_sha256(blob, bloblen, fp, sizeof(fp))) != 0) {
+        sf_err_set(err, r, "cannot compute the host key fingerprint");
+        return r;
+    }
+    return check_key(path, policy, host, port, sf_cert_plain_type(cert), blob, bloblen, fp, cert,
+                     now, err);
+}
+
+/* Append the names of the comma list to out[outsz]; stop at the first that does not fit. */
+static bool
+list_append(char *out, size_t outsz, const char *list)
+{
+    size_t cur = strlen(out);
+
+    while (*list != '\0') {
+        const char *e = strchr(list, ',');
+        size_t n = e != NULL ? (size_t)(e - list) : strlen(list);
+
+        if (cur + (cur > 0 ? 1 : 0) + n + 1 > outsz) {
+            return false;
+        }
+        if (cur > 0) {
+            out[cur++] = ',';
+        }
+        memcpy(out + cur, list, n);
+        cur += n;
+        out[cur] = '\0';
+        list = e != NULL ? e + 1 : "";
+    }
+    return true;
 }
 
 void
@@ -1024,6 +1213,7 @@ sf_knownhosts_types(const char *path, const char *host, uint16_t port, char *out
     struct kh_scan s;
     char file[SF_KNOWNHOSTS_PATH_MAX];
     char name[KH_NAME_MAX];
+    char *plain = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
 
@@ -1034,17 +1224,26 @@ sf_knownhosts_types(const char *path, const char *host, uint16_t port, char *out
     out[0] = '\0';
     if (host == NULL || sf_knownhosts_path(path, file, sizeof(file)) != 0 ||
         lookup_name(host, port, name, sizeof(name)) != 0 ||
-        load_file(file, &data, &len, NULL) != 0) {
+        load_file(file, &data, &len, NULL) != 0 || (plain = sf_alloc(outsz)) == NULL) {
         goto out;
     }
     s.name = name;
     s.namelen = strlen(name);
-    s.types = out;
+    s.types = plain;
     s.typessz = outsz;
     if (scan_data(&s, data, len) != 0) {
-        out[0] = '\0';
+        goto out;
     }
+    /*
+     * A CA for the host: certificate algorithms first (OpenSSH's
+     * order_hostkeyalgs() prefers them all then), then the plain key types.
+     */
+    if (s.ca_seen && !list_append(out, outsz, sf_cert_alg_list)) {
+        goto out;
+    }
+    (void)list_append(out, outsz, plain);
 out:
     scan_free(&s);
     sf_free(data);
+    sf_free(plain);
 }

@@ -3,9 +3,11 @@
  * FILE FORMAT"): looking a host key up, listing known key types, and
  * appending a new host for accept-new. Used only by hostauth.c.
  *
- * Owns: reading, matching and appending known_hosts lines. Must never: talk
- * to the network, parse key material (a key is its blob; only the type name
- * at the front of the blob is read), or rewrite/truncate an existing file.
+ * Owns: reading, matching and appending known_hosts lines, and the trust
+ * decision on host certificates (@cert-authority, @revoked). Must never:
+ * talk to the network, interpret key material itself (a key is its blob;
+ * only the type name at the front of the blob is read; certificates are
+ * parsed by cert.c), or rewrite/truncate an existing file.
  */
 #ifndef SF_KNOWNHOSTS_H
 #define SF_KNOWNHOSTS_H
@@ -39,9 +41,28 @@ SF_MUST_USE int sf_knownhosts_check(const char *path, enum sshflow_hostkey_polic
                                     sshflow_error *err);
 
 /*
+ * The same for a host certificate presented by host:port (parsed, its CA
+ * signature verified; see knownhosts.c): accepted if an @cert-authority line
+ * for the host holds its CA key and it passes sf_cert_check() for a host
+ * certificate naming host at time now (seconds since the epoch) with a CA
+ * signature algorithm of the CASignatureAlgorithms default. Otherwise its
+ * plain key is checked as sf_knownhosts_check() does (accept-new appends the
+ * plain key), with err's detail saying first why the certificate was not
+ * enough. @revoked lines holding the certified key, a certificate of it, or
+ * the CA key refuse (SF_ERR_HOSTKEY) without that fallback. Thread-safe.
+ */
+struct sf_cert;
+SF_MUST_USE int sf_knownhosts_check_cert(const char *path, enum sshflow_hostkey_policy policy,
+                                         const char *host, uint16_t port,
+                                         const struct sf_cert *cert, uint64_t now,
+                                         sshflow_error *err);
+
+/*
  * Key types the file knows for host:port, comma-separated in file order
- * without duplicates, truncated at a name boundary to fit out[outsz].
- * Empty on any failure (no file, no home, out of memory). Thread-safe.
+ * without duplicates, truncated at a name boundary to fit out[outsz]. If an
+ * @cert-authority line applies to the host, every certificate algorithm
+ * name (sf_cert_alg_list) comes first. Empty on any failure (no file, no
+ * home, out of memory). Thread-safe.
  */
 void sf_knownhosts_types(const char *path, const char *host, uint16_t port, char *out,
                          size_t outsz);

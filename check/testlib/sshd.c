@@ -958,6 +958,19 @@ sf_test_sshd_init(void)
     return 0;
 }
 
+int
+sf_test_sshd_hostkey_pub(int which, char *out, size_t outsz)
+{
+    if (which < 0 || which >= SF_TEST_HOSTKEY_COUNT || out == NULL || outsz == 0) {
+        say("sf_test_sshd_hostkey_pub: bad arguments");
+        return -1;
+    }
+    if (sf_test_sshd_init() != 0) {
+        return -1;
+    }
+    return fmt(out, outsz, "%s/%s.pub", cache_dir, host_keys[which].name);
+}
+
 /* ---- algorithms: what we want enabled, less what this OpenSSH does not know ---- */
 
 static const char *const want_kex[] = {

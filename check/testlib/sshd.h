@@ -74,6 +74,18 @@ struct sf_test_sshd {
 int sf_test_sshd_init(void);
 
 /*
+ * Path (into out[outsz]) of the public key "....pub" of host key `which`
+ * (SF_TEST_HOSTKEY_*) that servers started from now on serve: the key
+ * cache's copy (sf_test_sshd_init is called if needed). For signing a host
+ * certificate before sf_test_sshd_start (pass it with "HostCertificate
+ * PATH" in extra_config). Read it, never write or sign in place (ssh-keygen
+ * -s would put the certificate next to it: copy the file first). Servers
+ * rotated with sf_test_sshd_rotate_hostkeys serve other keys. Returns 0 or
+ * -1 with a message on stderr.
+ */
+int sf_test_sshd_hostkey_pub(int which, char *out, size_t outsz);
+
+/*
  * Create keys and config (extra_config, may be NULL, is a block of
  * sshd_config lines) and start `sshd -D -e -f CONFIG -E LOG` on a free
  * 127.0.0.1 port; wait (bounded, 10 s) until it answers a connection with
