@@ -161,7 +161,7 @@ START_TEST(test_core_session_every_suite)
     ck_assert(s->client_ext_info);
     ck_assert(s->client_kexinit_first);
     ck_assert_uint_eq(s->kex_done, 1);
-    ck_assert_uint_eq(s->userauth_requests, 1);
+    ck_assert_uint_eq(s->userauth_requests, 2); /* "none" first, then the key */
     ck_assert(s->eof && s->close);
     ck_assert_msg(strncmp(s->client_version, "SSH-2.0-sshflow", 15) == 0, "%s", s->client_version);
     free(up);
@@ -435,7 +435,7 @@ START_TEST(test_core_auth_password)
     sshflow_free(f);
     server_ok(fs);
     ck_assert_str_eq(fs_seen(fs)->auth_method, "password");
-    ck_assert_uint_eq(fs_seen(fs)->userauth_requests, 1);
+    ck_assert_uint_eq(fs_seen(fs)->userauth_requests, 2); /* "none", password */
     fs_free(fs);
 }
 END_TEST
@@ -460,7 +460,7 @@ START_TEST(test_core_auth_key_then_password)
     close_ok(f);
     sshflow_free(f);
     server_ok(fs);
-    ck_assert_uint_eq(fs_seen(fs)->userauth_requests, 2);
+    ck_assert_uint_eq(fs_seen(fs)->userauth_requests, 3); /* "none", key, password */
     ck_assert(fs_seen(fs)->auth_sig_ok);
     ck_assert_str_eq(fs_seen(fs)->auth_method, "password");
     fs_free(fs);
@@ -485,7 +485,7 @@ START_TEST(test_core_auth_refused)
     ck_assert_msg(strstr(err.detail, "publickey,password") != NULL, "%s", err.detail);
     ck_assert_msg(strstr(err.detail, FS_USER) != NULL, "%s", err.detail);
     (void)fs_finish(fs);
-    ck_assert_uint_eq(fs_seen(fs)->userauth_requests, 2);
+    ck_assert_uint_eq(fs_seen(fs)->userauth_requests, 3); /* "none", key, password */
     ck_assert(fs_seen(fs)->auth_sig_ok); /* the signature was fine, only refused */
     ck_assert(fs_seen(fs)->disconnect);
     ck_assert_uint_eq(fs_seen(fs)->disconnect_reason, 14); /* NO_MORE_AUTH_METHODS_AVAILABLE */
@@ -723,7 +723,7 @@ START_TEST(test_core_global_request_in_handshake)
     close_ok(f);
     sshflow_free(f);
     server_ok(fs);
-    ck_assert_uint_eq(fs_seen(fs)->request_failures, 1);
+    ck_assert_uint_eq(fs_seen(fs)->request_failures, 2); /* one per auth request: "none" and the key */
     fs_free(fs);
 }
 END_TEST

@@ -260,8 +260,6 @@ SSHFLOW_API void sshflow_config_free(sshflow_config *cfg);
  *                   they were added within a method. Default: as added.
  *   PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication
  *                   "yes"/"no": whether that method may be used (default yes).
- *   CASignatureAlgorithms  signature algorithms accepted from a CA on
- *                   certificates (default as OpenSSH).
  * Returns 0, or SSHFLOW_ERR_INVALID with err explaining. Never blocks.
  */
 SSHFLOW_API int sshflow_config_set(sshflow_config *cfg, const char *name, const char *value,
@@ -430,7 +428,13 @@ enum sshflow_hostkey_policy {
 SSHFLOW_API sshflow_hostauth *sshflow_hostauth_parse(const char *spec, sshflow_error *err);
 
 /*
- * Check against an OpenSSH known_hosts file (path NULL: ~/.ssh/known_hosts).
+ * Check against an OpenSSH known_hosts file (path NULL: ~/.ssh/known_hosts):
+ * host patterns (*, ?, !negation), hashed names, [host]:port, comments,
+ * @revoked (refuses a key, a certificate of it, or its CA) and
+ * @cert-authority (a host certificate signed by that CA, naming the host
+ * among its principals, valid now, is accepted; otherwise the certificate's
+ * plain key is checked like any key). A changed key is refused with the
+ * file and line of the known key in err's detail.
  * The host name and port come from the flow (TCP) or the config's HostName
  * and Port. NULL on out of memory.
  */
@@ -441,7 +445,9 @@ SSHFLOW_API sshflow_hostauth *sshflow_hostauth_known_hosts(const char *path,
  * A user callback. It gets the host (may be NULL), port, the key type, the
  * public key blob and its "SHA256:..." fingerprint, and returns true to
  * accept. Called on the connection's reader thread while client_of_flow
- * waits for the handshake (so it counts against ConnectTimeout).
+ * waits for the handshake (so it counts against ConnectTimeout). A server
+ * that presents an OpenSSH host certificate is judged by the certified
+ * plain key: keytype, blob and fingerprint are those of that key.
  */
 typedef bool (*sshflow_hostkey_cb)(void *user, const char *host, uint16_t port,
                                    const char *keytype, const uint8_t *blob, size_t bloblen,

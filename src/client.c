@@ -3,7 +3,7 @@
  * handshake on the connection's reader thread (version, key exchange, host
  * key check, authentication, channel open, request), waits for it with a
  * bound, and hands the channel back as a flow. Also the small public
- * objects: config, credentials, requests.
+ * objects: config and requests (credentials: cred.c).
  *
  * Owns: the order of the handshake and the reader thread's life. Must
  * never: parse messages itself.
@@ -370,129 +370,6 @@ SSHFLOW_API const char *sshflow_supported(const char *what)
         return "none";
     }
     return NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Credentials                                                              */
-/* ------------------------------------------------------------------------ */
-
-SSHFLOW_API sshflow_cred *sshflow_cred_new(void)
-{
-    return sf_alloc(sizeof(sshflow_cred));
-}
-
-SSHFLOW_API void sshflow_cred_free(sshflow_cred *c)
-{
-    if (c == NULL) {
-        return;
-    }
-    struct sf_cred_item *it = c->head;
-    while (it != NULL) {
-        struct sf_cred_item *next = it->next;
-        sf_privkey_free(it->key);
-        if (it->password != NULL) {
-            sf_freezero(it->password, strlen(it->password));
-        }
-        sf_free(it->label);
-        sf_free(it);
-        it = next;
-    }
-    sf_free(c);
-}
-
-static void cred_append(sshflow_cred *c, struct sf_cred_item *it)
-{
-    if (c->tail != NULL) {
-        c->tail->next = it;
-    } else {
-        c->head = it;
-    }
-    c->tail = it;
-}
-
-static int key_error(sshflow_error *err, int r, const char *what)
-{
-    switch (r) {
-    case SF_ERR_FILE:
-        return sf_err_set(err, r, "cannot read key file %s", what);
-    case SF_ERR_KEY_ENCRYPTED:
-        return sf_err_set(err, r, "key %s is encrypted: it needs a passphrase", what);
-    case SF_ERR_KEY_PASSPHRASE:
-        return sf_err_set(err, r, "wrong passphrase for key %s", what);
-    case SF_ERR_KEY_TYPE:
-        return sf_err_set(err, r, "key %s: unsupported key type or format", what);
-    case SF_ERR_NOMEM:
-        return sf_err_set(err, r, "out of memory");
-    default:
-        return sf_err_set(err, r, "key %s is not usable: %s", what, sf_err_str(r));
-    }
-}
-
-static int add_key(sshflow_cred *c, struct sf_privkey *k, const char *label, sshflow_error *err)
-{
-    struct sf_cred_item *it = sf_alloc(sizeof(*it));
-    if (it == NULL || (it->label = sf_strdup(label)) == NULL) {
-        sf_free(it);
-        sf_privkey_free(k);
-        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
-    }
-    it->kind = SF_CRED_KEY;
-    it->key = k;
-    cred_append(c, it);
-    return 0;
-}
-
-SSHFLOW_API int sshflow_cred_add_keyfile(sshflow_cred *c, const char *path,
-                                         const char *passphrase, sshflow_error *err)
-{
-    struct sf_privkey *k = NULL;
-    int r;
-    if (c == NULL || path == NULL) {
-        return sf_err_set(err, SF_ERR_INVALID, "sshflow_cred_add_keyfile: NULL argument");
-    }
-    if ((r = sf_privkey_load_file(path, passphrase, &k)) != 0) {
-        int e = errno;
-        int k2 = key_error(err, r, path);
-        if (r == SF_ERR_FILE && err != NULL) {
-            err->sys_errno = e;
-        }
-        return k2;
-    }
-    return add_key(c, k, path, err);
-}
-
-SSHFLOW_API int sshflow_cred_add_key(sshflow_cred *c, const void *data, size_t len,
-                                     const char *passphrase, sshflow_error *err)
-{
-    struct sf_privkey *k = NULL;
-    int r;
-    if (c == NULL || data == NULL) {
-        return sf_err_set(err, SF_ERR_INVALID, "sshflow_cred_add_key: NULL argument");
-    }
-    if ((r = sf_privkey_load(data, len, passphrase, &k)) != 0) {
-        return key_error(err, r, "(in memory)");
-    }
-    return add_key(c, k, "(in-memory key)", err);
-}
-
-SSHFLOW_API int sshflow_cred_add_password(sshflow_cred *c, const char *password,
-                                          sshflow_error *err)
-{
-    if (c == NULL || password == NULL) {
-        return sf_err_set(err, SF_ERR_INVALID, "sshflow_cred_add_password: NULL argument");
-    }
-    struct sf_cred_item *it = sf_alloc(sizeof(*it));
-    if (it == NULL || (it->password = sf_strdup(password)) == NULL ||
-        (it->label = sf_strdup("password")) == NULL) {
-        if (it != NULL && it->password != NULL) {
-            sf_freezero(it->password, strlen(it->password));
-        }
-        sf_free(it);
-        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
-    }
-    it->kind = SF_CRED_PASSWORD;
-    cred_append(c, it);
-    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
