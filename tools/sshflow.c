@@ -36,6 +36,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +149,14 @@ enum opt_id {
     OPT_USER,
     OPT_IDENTITYFILE,
     OPT_LOGLEVEL,
+    OPT_IDENTITIESONLY,
+    OPT_IDENTITYAGENT,
+    OPT_CERTIFICATEFILE,
+    OPT_PREFERREDAUTHENTICATIONS,
+    OPT_PASSWORDAUTHENTICATION,
+    OPT_KBDINTERACTIVEAUTHENTICATION,
+    OPT_PUBKEYAUTHENTICATION,
+    OPT_NUMBEROFPASSWORDPROMPTS,
     OPT_COUNT,
 };
 
@@ -169,6 +178,14 @@ static const struct {
     {"User", OPT_USER, false},
     {"IdentityFile", OPT_IDENTITYFILE, false},
     {"LogLevel", OPT_LOGLEVEL, false},
+    {"IdentitiesOnly", OPT_IDENTITIESONLY, false},
+    {"IdentityAgent", OPT_IDENTITYAGENT, false},
+    {"CertificateFile", OPT_CERTIFICATEFILE, false},
+    {"PreferredAuthentications", OPT_PREFERREDAUTHENTICATIONS, true},
+    {"PasswordAuthentication", OPT_PASSWORDAUTHENTICATION, true},
+    {"KbdInteractiveAuthentication", OPT_KBDINTERACTIVEAUTHENTICATION, true},
+    {"PubkeyAuthentication", OPT_PUBKEYAUTHENTICATION, true},
+    {"NumberOfPasswordPrompts", OPT_NUMBEROFPASSWORDPROMPTS, false},
 };
 
 struct cli {
@@ -182,9 +199,16 @@ struct cli {
     bool port_from_p;    /* -p given: it beats -o Port */
     char **ident;        /* -i / IdentityFile, ~ expanded; owned */
     size_t nident;
+    char **certs;        /* CertificateFile, ~ expanded; owned */
+    size_t ncerts;
+    bool identities_only; /* IdentitiesOnly=yes: no agent keys */
+    char *agent;          /* IdentityAgent: socket path, "none", or NULL ($SSH_AUTH_SOCK); owned */
+    bool no_password;     /* PasswordAuthentication=no */
+    bool no_kbdint;       /* KbdInteractiveAuthentication=no */
+    unsigned password_prompts; /* NumberOfPasswordPrompts (default 3) */
     char *known_hosts; /* UserKnownHostsFile, ~ expanded; owned; NULL: default */
     enum strict_mode strict;
-    bool batch;            /* BatchMode=yes; we never prompt anyway */
+    bool batch;            /* BatchMode=yes: never ask the user */
     int connect_timeout_s; /* 0: the system's TCP timeout */
     enum tty_mode tty;
     bool subsystem;       /* -s */
@@ -195,21 +219,28 @@ struct cli {
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: sshflow [-hsTtVv] [-i identity] [-l user] [-o option=value] [-p port]\n"
-                "               destination [command ...]\n"
+                "               [-Q query] destination [command ...]\n"
                 "\n"
                 "  destination     [user@]host; host is a name, an IPv4 address or an IPv6\n"
                 "                  address (::1 or [::1])\n"
                 "  command         run it (words joined with spaces); none: a login shell\n"
                 "  -i identity     private key file to try; may be repeated (in order).\n"
                 "                  Default: those of ~/.ssh/id_ed25519, ~/.ssh/id_ecdsa,\n"
-                "                  ~/.ssh/id_rsa that exist and are usable (unencrypted)\n"
+                "                  ~/.ssh/id_rsa that exist. Encrypted keys: the passphrase\n"
+                "                  is asked for. \"<identity>-cert.pub\" is used if present.\n"
                 "  -l user         user to log in as (default: user@ of destination, $USER)\n"
                 "  -o option=value OpenSSH option, \"Name=value\" or \"Name value\"; supported:\n"
                 "                  UserKnownHostsFile, StrictHostKeyChecking (yes|ask|accept-new|\n"
                 "                  no; ask acts as yes), Ciphers, KexAlgorithms,\n"
                 "                  HostKeyAlgorithms, MACs, ConnectTimeout (seconds), BatchMode,\n"
-                "                  RekeyLimit, Port, User, IdentityFile, LogLevel (ignored)\n"
+                "                  RekeyLimit, Port, User, IdentityFile, CertificateFile,\n"
+                "                  IdentitiesOnly (yes: no agent keys), IdentityAgent (path,\n"
+                "                  none, SSH_AUTH_SOCK, $VAR), PreferredAuthentications,\n"
+                "                  PubkeyAuthentication, PasswordAuthentication,\n"
+                "                  KbdInteractiveAuthentication, NumberOfPasswordPrompts,\n"
+                "                  LogLevel (ignored)\n"
                 "  -p port         port to connect to (default 22)\n"
+                "  -Q query        list supported algorithms: kex, cipher, mac, key\n"
                 "  -s              command is a subsystem name (e.g. sftp)\n"
                 "  -t              force a pseudo-terminal (even if stdin is not a terminal)\n"
                 "  -T              no pseudo-terminal\n"
@@ -217,9 +248,17 @@ static void usage(FILE *fp)
                 "  -V              print the version and exit\n"
                 "  -h              print this help and exit\n"
                 "\n"
+                "Authentication is tried in ssh's order: the agent's keys ($SSH_AUTH_SOCK),\n"
+                "identity files, keyboard-interactive, password. Passphrases, passwords and\n"
+                "keyboard-interactive answers are asked on the terminal, or through the\n"
+                "program named by SSH_ASKPASS (no terminal and DISPLAY set, or\n"
+                "SSH_ASKPASS_REQUIRE=force|prefer; never with SSH_ASKPASS_REQUIRE=never or\n"
+                "BatchMode=yes).\n"
+                "\n"
                 "Environment:\n"
-                "  SSHFLOW_PASSWORD  password to try after the keys (sshflow never prompts\n"
-                "                    for a password; BatchMode makes no difference yet)\n"
+                "  SSHFLOW_PASSWORD  password to try without asking (replaces the prompt)\n"
+                "  SSH_AUTH_SOCK     the ssh-agent to use\n"
+                "  SSH_ASKPASS, SSH_ASKPASS_REQUIRE, DISPLAY  as for ssh(1)\n"
                 "  USER              default user name (else the login name)\n"
                 "  HOME              where ~/.ssh is\n"
                 "  TERM              terminal type sent with a pty request\n"
@@ -359,7 +398,7 @@ static int apply_option(struct cli *c, const char *arg)
         goto out;
     }
     enum opt_id id = opt_table[i].id;
-    if (id != OPT_IDENTITYFILE && c->seen[id]) {
+    if (id != OPT_IDENTITYFILE && id != OPT_CERTIFICATEFILE && c->seen[id]) {
         ret = 0; /* ssh: the first value obtained wins */
         goto out;
     }
@@ -435,6 +474,65 @@ static int apply_option(struct cli *c, const char *arg)
         break;
     case OPT_LOGLEVEL:
         break;
+    case OPT_IDENTITIESONLY:
+    case OPT_PASSWORDAUTHENTICATION:
+    case OPT_KBDINTERACTIVEAUTHENTICATION:
+    case OPT_PUBKEYAUTHENTICATION: {
+        int yn = parse_yesno(value);
+        if (yn < 0) {
+            say(c->lc, "", OPTERR_PREFIX "unsupported option \"%s\".", value);
+            goto out;
+        }
+        if (id == OPT_IDENTITIESONLY) {
+            c->identities_only = yn == 1;
+        } else if (id == OPT_PASSWORDAUTHENTICATION) {
+            c->no_password = yn == 0;
+        } else if (id == OPT_KBDINTERACTIVEAUTHENTICATION) {
+            c->no_kbdint = yn == 0;
+        }
+        break;
+    }
+    case OPT_IDENTITYAGENT: {
+        /* "none", "SSH_AUTH_SOCK", "$VAR" or a path (ssh_config(5)). */
+        const char *v = value;
+        if (strcmp(v, "SSH_AUTH_SOCK") == 0) {
+            v = NULL;
+        } else if (v[0] == '$') {
+            v = getenv(v + 1);
+            if (v == NULL) {
+                v = "none";
+            }
+        }
+        if (v != NULL && (c->agent = strcasecmp(v, "none") == 0 ? strdup("none") : expand_tilde(v)) == NULL) {
+            say(c->lc, "sshflow: ", "out of memory");
+            goto out;
+        }
+        break;
+    }
+    case OPT_CERTIFICATEFILE: {
+        char **n = realloc(c->certs, (c->ncerts + 1) * sizeof(*n));
+        if (n == NULL || (n[c->ncerts] = expand_tilde(value)) == NULL) {
+            if (n != NULL) {
+                c->certs = n;
+            }
+            say(c->lc, "sshflow: ", "out of memory");
+            goto out;
+        }
+        c->certs = n;
+        c->ncerts++;
+        break;
+    }
+    case OPT_NUMBEROFPASSWORDPROMPTS: {
+        char *end = NULL;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end != '\0' || v < 0 || v > 100) {
+            say(c->lc, "", OPTERR_PREFIX "invalid number \"%s\".", value);
+            goto out;
+        }
+        c->password_prompts = (unsigned)v;
+        break;
+    }
+    case OPT_PREFERREDAUTHENTICATIONS:
     case OPT_CIPHERS:
     case OPT_KEXALGORITHMS:
     case OPT_HOSTKEYALGORITHMS:
@@ -556,6 +654,7 @@ static enum parse_result parse_args(struct cli *c, int argc, char **argv)
                 case 'p':
                 case 'l':
                 case 'i':
+                case 'Q':
                 case 'o': {
                     const char *val = NULL;
                     if (p[1] != '\0') {
@@ -581,6 +680,19 @@ static enum parse_result parse_args(struct cli *c, int argc, char **argv)
                             say(c->lc, "sshflow: ", "out of memory");
                             return PARSE_EXIT_FAIL;
                         }
+                    } else if (o == 'Q') {
+                        const char *list = sshflow_supported(strcasecmp(val, "key") == 0 ||
+                                                                     strcasecmp(val, "HostKeyAlgorithms") == 0
+                                                                 ? "key"
+                                                             : strcasecmp(val, "ciphers") == 0 ? "cipher"
+                                                             : strcasecmp(val, "macs") == 0    ? "mac"
+                                                                                               : val);
+                        if (list == NULL) {
+                            say(c->lc, "", "Unsupported query \"%s\"", val);
+                            return PARSE_EXIT_FAIL;
+                        }
+                        printf("%s\n", list);
+                        return PARSE_EXIT_OK;
                     } else if (o == 'i') {
                         if (add_identity(c, val) != 0) {
                             say(c->lc, "sshflow: ", "out of memory");
@@ -662,8 +774,199 @@ static void cli_free(struct cli *c)
         free(c->ident[i]);
     }
     free(c->ident);
+    for (size_t i = 0; i < c->ncerts; i++) {
+        free(c->certs[i]);
+    }
+    free(c->certs);
+    free(c->agent);
     free(c->known_hosts);
     free(c->command);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Asking the user: the terminal, or the SSH_ASKPASS program, as ssh does   */
+/* ------------------------------------------------------------------------ */
+
+#define ASKPASS_TIMEOUT_S 300 /* an askpass program that never answers is killed */
+
+/*
+ * Run the askpass program with the prompt as its argument and read the
+ * first line of its output. Returns 0, or -1 if it failed or was declined
+ * (nonzero exit).
+ */
+static int askpass_run(const char *prog, const char *prompt, char *answer, size_t size)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(pfd[1], STDOUT_FILENO);
+        execlp(prog, prog, prompt, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    int ret = 0;
+    uint64_t waited_ms = 0;
+    for (;;) {
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        int pr = poll(&p, 1, 1000);
+        if (pr == 0) {
+            if ((waited_ms += 1000) >= ASKPASS_TIMEOUT_S * 1000ULL) {
+                kill(pid, SIGKILL);
+                ret = -1;
+                break;
+            }
+            continue;
+        }
+        if (pr < 0 && errno == EINTR) {
+            continue;
+        }
+        if (pr < 0) {
+            ret = -1;
+            break;
+        }
+        ssize_t n = read(pfd[0], answer + len, size - 1 - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        if (len >= size - 1) {
+            break;
+        }
+    }
+    close(pfd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    answer[len] = '\0';
+    answer[strcspn(answer, "\r\n")] = '\0';
+    if (ret != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        explicit_bzero(answer, size);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read a line from the terminal with echo off unless echo. */
+static int tty_read(int fd, const char *text, bool echo, char *answer, size_t size)
+{
+    struct termios saved, quiet;
+    bool restore = false;
+    if (write(fd, text, strlen(text)) < 0) {
+        return -1;
+    }
+    if (!echo && tcgetattr(fd, &saved) == 0) {
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+        restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+    }
+    size_t len = 0;
+    int ret = -1;
+    for (;;) {
+        char ch;
+        ssize_t n = read(fd, &ch, 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break; /* end of input: declined */
+        }
+        if (ch == '\n' || ch == '\r') {
+            ret = 0;
+            break;
+        }
+        if (len + 1 < size) {
+            answer[len++] = ch;
+        }
+    }
+    answer[len] = '\0';
+    if (restore) {
+        tcsetattr(fd, TCSAFLUSH, &saved);
+        if (write(fd, "\n", 1) < 0) {
+            ret = -1;
+        }
+    }
+    if (ret != 0) {
+        explicit_bzero(answer, size);
+    }
+    return ret;
+}
+
+/*
+ * The prompt callback (sshflow_prompt_fn). Like ssh's read_passphrase():
+ * SSH_ASKPASS is used when there is no terminal and DISPLAY (or
+ * WAYLAND_DISPLAY) is set, always with SSH_ASKPASS_REQUIRE=force, first
+ * with SSH_ASKPASS_REQUIRE=prefer (and a display), never with
+ * SSH_ASKPASS_REQUIRE=never. BatchMode: never asks.
+ */
+static int cli_prompt(void *user, const sshflow_prompt *p, char *answer, size_t size)
+{
+    struct cli *c = user;
+    if (c->batch) {
+        debug(c->lc, "BatchMode: not asking \"%s\"", p->text);
+        return -1;
+    }
+    const char *disp = getenv("DISPLAY");
+    const char *wl = getenv("WAYLAND_DISPLAY");
+    bool allow_askpass = (disp != NULL && *disp != '\0') || (wl != NULL && *wl != '\0');
+    bool use_askpass = false;
+    const char *req = getenv("SSH_ASKPASS_REQUIRE");
+    if (req != NULL && strcmp(req, "force") == 0) {
+        use_askpass = allow_askpass = true;
+    } else if (req != NULL && strcmp(req, "prefer") == 0) {
+        use_askpass = allow_askpass;
+    } else if (req != NULL && strcmp(req, "never") == 0) {
+        allow_askpass = false;
+    }
+    int tty = -1;
+    if (!use_askpass) {
+        tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (tty < 0) {
+            use_askpass = true;
+        }
+    }
+    /* keyboard-interactive: show the round's name and instruction once, as ssh does. */
+    char text[1024];
+    if (p->index == 0 && ((p->name != NULL && p->name[0]) || (p->instruction != NULL && p->instruction[0]))) {
+        snprintf(text, sizeof(text), "%s%s%s%s", p->name, p->name[0] ? "\n" : "", p->instruction,
+                 p->instruction[0] ? "\n" : "");
+        if (tty >= 0) {
+            if (write(tty, text, strlen(text)) < 0) {
+                debug(c->lc, "cannot write to the terminal");
+            }
+        } else {
+            say(c->lc, "", "%s", text);
+        }
+    }
+    int ret;
+    if (use_askpass) {
+        if (!allow_askpass) {
+            debug(c->lc, "no terminal and no askpass allowed: cannot ask \"%s\"", p->text);
+            return -1;
+        }
+        const char *prog = getenv("SSH_ASKPASS");
+        if (prog == NULL || *prog == '\0') {
+            prog = "/usr/bin/ssh-askpass";
+        }
+        ret = askpass_run(prog, p->text, answer, size);
+    } else {
+        ret = tty_read(tty, p->text, p->echo, answer, size);
+    }
+    if (tty >= 0) {
+        close(tty);
+    }
+    return ret;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1295,7 +1598,9 @@ static int add_identities(struct cli *c, sshflow_cred *cred)
         }
         sshflow_error err;
         memset(&err, 0, sizeof(err));
-        if (sshflow_cred_add_keyfile(cred, path, NULL, &err) != 0) {
+        int r = c->batch ? sshflow_cred_add_keyfile(cred, path, NULL, &err)
+                         : sshflow_cred_add_keyfile_prompt(cred, path, cli_prompt, c, 3, &err);
+        if (r != 0) {
             if (err.kind == SSHFLOW_ERR_NOMEM) {
                 report_error(c->lc, &err);
                 return -1;
@@ -1310,6 +1615,17 @@ static int add_identities(struct cli *c, sshflow_cred *cred)
             continue;
         }
         debug(c->lc, "will try identity file %s", path);
+    }
+    for (size_t i = 0; i < c->ncerts; i++) {
+        sshflow_error err;
+        memset(&err, 0, sizeof(err));
+        if (sshflow_cred_add_certfile(cred, c->certs[i], &err) != 0) {
+            char sentence[CLI_MSG_MAX];
+            sshflow_strerror(&err, sentence, sizeof(sentence));
+            say(c->lc, "", "Certificate \"%s\": %s", c->certs[i], sentence);
+            continue;
+        }
+        debug(c->lc, "will try certificate %s", c->certs[i]);
     }
     return 0;
 }
@@ -1395,16 +1711,35 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    /* Credentials: keys in order, then the password from the environment. */
+    /*
+     * Credentials in ssh's order: the agent's keys (unless IdentitiesOnly or
+     * IdentityAgent none), identity files (certificates attached), then
+     * keyboard-interactive and password, asked on the terminal or through
+     * SSH_ASKPASS. SSHFLOW_PASSWORD, if set, is the password without asking.
+     */
     cred = sshflow_cred_new();
     if (cred == NULL) {
         say(&lc, "sshflow: ", "out of memory");
         goto out;
     }
+    bool agent_none = c.agent != NULL && strcmp(c.agent, "none") == 0;
+    if (!c.identities_only && !agent_none && (c.agent != NULL || getenv("SSH_AUTH_SOCK") != NULL)) {
+        if (sshflow_cred_add_agent(cred, c.agent, &err) != 0) {
+            report_error(&lc, &err);
+            goto out;
+        }
+        debug(&lc, "will try the keys of the agent at %s", c.agent != NULL ? c.agent : getenv("SSH_AUTH_SOCK"));
+    }
     if (add_identities(&c, cred) != 0) {
         goto out;
     }
     const char *pw = getenv("SSHFLOW_PASSWORD");
+    unsigned prompts = c.seen[OPT_NUMBEROFPASSWORDPROMPTS] ? c.password_prompts : 3;
+    if (!c.batch && !c.no_kbdint && pw == NULL && prompts > 0 &&
+        sshflow_cred_add_kbdint(cred, cli_prompt, &c, prompts, &err) != 0) {
+        report_error(&lc, &err);
+        goto out;
+    }
     if (pw != NULL) {
         memset(&err, 0, sizeof(err));
         if (sshflow_cred_add_password(cred, pw, &err) != 0) {
@@ -1412,9 +1747,10 @@ int main(int argc, char **argv)
             goto out;
         }
         debug(&lc, "will try the password from SSHFLOW_PASSWORD");
-    }
-    if (c.batch) {
-        debug(&lc, "BatchMode: never prompting (sshflow does not prompt anyway)");
+    } else if (!c.batch && !c.no_password && prompts > 0 &&
+               sshflow_cred_add_password_prompt(cred, cli_prompt, &c, prompts, &err) != 0) {
+        report_error(&lc, &err);
+        goto out;
     }
 
     /* Host authentication. */
