@@ -274,9 +274,11 @@ struct sf_conn {
     struct sf_buf i_s;      /* server's KEXINIT payload of the current exchange */
     struct sf_negotiated neg;
     struct sf_kex_state *kex_st;
-    struct sf_buf kex_cpub; /* our public value as encoded in INIT and the hash */
+    struct sf_buf kex_cpub; /* our part of the hash as encoded: Q_C / C_INIT / e, or for
+                               group exchange min || n || max || p || g || e */
     bool srv_kexinit;       /* server KEXINIT seen, its NEWKEYS not yet */
-    int kex_wait;           /* message the kex expects next: 0 none, 31, 21 */
+    int kex_wait;           /* message the kex expects next: 0 none, 31, 33 (GEX), 21 */
+    bool kex_gex_group;     /* group exchange: kex_wait (31) is GEX_GROUP, not a reply */
     bool strict;            /* strict KEX negotiated */
     bool initial_kex;       /* in the first key exchange */
     bool skip_next;         /* first_kex_packet_follows with a wrong guess */

@@ -1,7 +1,9 @@
 /*
  * src/kexproto.c -- the key exchange protocol (RFC 4253 s7-9): KEXINIT,
- * negotiation, the method exchange, exchange hash, host key check, NEWKEYS,
- * re-keying in both directions, and OpenSSH's strict KEX.
+ * negotiation, the method exchange (one round trip, or two for RFC 4419
+ * group exchange: REQUEST 34 / GROUP 31, then INIT 32 / REPLY 33), exchange
+ * hash, host key check, NEWKEYS, re-keying in both directions, and
+ * OpenSSH's strict KEX.
  *
  * Owns: the kex fields of struct sf_conn (reader-owned ones, and i_c /
  * kex_active / pending_tx under send_mu). Must never: send a non-kex
@@ -191,6 +193,21 @@ static void describe_list(const struct sf_buf *list, char *out, size_t outsz)
     out[n] = '\0';
 }
 
+/* One key exchange message: type || body (the bytes of b). */
+static int send_kex_msg(struct sf_conn *c, uint8_t type, const struct sf_buf *b)
+{
+    uint8_t msg[4096 + 1];
+    struct sf_buf mb;
+    int r;
+
+    sf_buf_init_mem(&mb, msg, sizeof(msg));
+    if ((r = sf_buf_put_u8(&mb, type)) != 0 ||
+        (r = sf_buf_put_bytes(&mb, sf_buf_ptr(b), sf_buf_len(b))) != 0) {
+        return sf_conn_fail(c, r, "key exchange message too large");
+    }
+    return sf_conn_send(c, sf_buf_ptr(&mb), sf_buf_len(&mb), SF_SEND_KEX);
+}
+
 /*
  * RFC 4253 s7.1 SSH_MSG_KEXINIT (after the type byte):
  *   byte[16] cookie, 10 name-lists, boolean first_kex_packet_follows, uint32 0
@@ -290,22 +307,68 @@ static int recv_kexinit(struct sf_conn *c, struct sf_buf *m)
         c->kex_st = NULL;
     }
     sf_buf_reset(&c->kex_cpub);
+    c->kex_gex_group = false;
+    if (c->neg.kex->client_request != NULL) {
+        /* RFC 4419 s3: ask for a group first; e follows once we have it. */
+        if ((r = c->neg.kex->client_request(&c->kex_st, SF_KEX_GEX_PREF, &c->kex_cpub)) != 0) {
+            return sf_conn_fail(c, r, "key exchange %s failed to start: %s", c->neg.kex->name,
+                                sf_err_str(r));
+        }
+        if ((r = send_kex_msg(c, c->neg.kex->request_msg, &c->kex_cpub)) != 0) {
+            return r;
+        }
+        c->kex_gex_group = true;
+        c->kex_wait = c->neg.kex->group_msg;
+        return 0;
+    }
     if ((r = c->neg.kex->client_init(&c->kex_st, &c->kex_cpub)) != 0) {
         return sf_conn_fail(c, r, "key exchange %s failed to start: %s", c->neg.kex->name,
                             sf_err_str(r));
     }
-    uint8_t init[4096 + 1];
-    struct sf_buf ib;
-    sf_buf_init_mem(&ib, init, sizeof(init));
-    if ((r = sf_buf_put_u8(&ib, c->neg.kex->init_msg)) != 0 ||
-        (r = sf_buf_put_bytes(&ib, sf_buf_ptr(&c->kex_cpub), sf_buf_len(&c->kex_cpub))) != 0) {
-        return sf_conn_fail(c, r, "key exchange message too large");
-    }
-    if ((r = sf_conn_send(c, sf_buf_ptr(&ib), sf_buf_len(&ib), SF_SEND_KEX)) != 0) {
+    if ((r = send_kex_msg(c, c->neg.kex->init_msg, &c->kex_cpub)) != 0) {
         return r;
     }
     c->kex_wait = c->neg.kex->reply_msg;
     return 0;
+}
+
+/*
+ * RFC 4419 s3 SSH_MSG_KEX_DH_GEX_GROUP (after the type byte):
+ *   mpint p, mpint g
+ * The method checks the group and makes e; kex_cpub already holds
+ * min || n || max and gets p || g || e, the client's part of H. Then
+ * SSH_MSG_KEX_DH_GEX_INIT: mpint e.
+ */
+static int recv_gex_group(struct sf_conn *c, struct sf_buf *m)
+{
+    uint8_t emem[SF_KEX_GEX_MAX / 8 + 8];
+    struct sf_buf eb;
+    int r;
+
+    sf_buf_init_mem(&eb, emem, sizeof(emem));
+    if ((r = c->neg.kex->client_group(c->kex_st, m, &c->kex_cpub, &eb)) != 0) {
+        r = sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, r,
+                                    "key exchange %s: %s group from the server: %s",
+                                    c->neg.kex->name,
+                                    r == SF_ERR_PROTOCOL ? "unacceptable" : "bad",
+                                    sf_err_str(r));
+        goto out;
+    }
+    if ((r = sf_buf_expect_end(m)) != 0 ||
+        (r = sf_buf_put_bytes(&c->kex_cpub, sf_buf_ptr(&eb), sf_buf_len(&eb))) != 0) {
+        r = sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, r,
+                                    "key exchange %s: malformed group message: %s",
+                                    c->neg.kex->name, sf_err_str(r));
+        goto out;
+    }
+    if ((r = send_kex_msg(c, c->neg.kex->init_msg, &eb)) != 0) {
+        goto out;
+    }
+    c->kex_gex_group = false;
+    c->kex_wait = c->neg.kex->reply_msg;
+out:
+    sf_buf_reset(&eb);
+    return r;
 }
 
 static int make_cipher(struct sf_conn *c, const uint8_t *k, size_t klen, const uint8_t *h,
@@ -339,26 +402,27 @@ out:
 }
 
 /*
- * RFC 5656 s4 / RFC 8731 s3 / RFC 4253 s8 (reply, after the type byte):
+ * RFC 5656 s4 / RFC 8731 s3 / RFC 4253 s8 / RFC 4419 s3 / the hybrid drafts
+ * (reply, after the type byte):
  *   string   K_S, server's public host key
- *   string Q_S / mpint f   (read by the method)
+ *   string Q_S / S_REPLY, or mpint f   (read by the method)
  *   string   the signature on the exchange hash
  * H = HASH(string V_C || string V_S || string I_C || string I_S ||
- *          string K_S || Q_C/e || Q_S/f || mpint K)
+ *          string K_S || kex_cpub || Q_S/S_REPLY/f || K)  (sf_kex_exchange_hash)
+ * with K an mpint, or a string for the hybrids.
  */
 static int recv_reply(struct sf_conn *c, struct sf_buf *m)
 {
     const uint8_t *ks = NULL, *sig = NULL;
     size_t kslen = 0, siglen = 0;
-    struct sf_buf spub = {0}, kbuf = {0}, hb = {0};
+    struct sf_buf spub = {0}, kbuf = {0};
     struct sf_pubkey *hk = NULL;
     struct sf_cipher *rx = NULL, *tx = NULL;
     uint8_t h[64];
     size_t hlen = 0;
     int r;
 
-    if ((r = sf_buf_alloc(&spub, 128, 4096)) != 0 || (r = sf_buf_alloc(&kbuf, 128, 4096)) != 0 ||
-        (r = sf_buf_alloc(&hb, 4096, SF_BUF_MAX)) != 0) {
+    if ((r = sf_buf_alloc(&spub, 128, 4096)) != 0 || (r = sf_buf_alloc(&kbuf, 128, 4096)) != 0) {
         r = sf_conn_fail(c, r, "out of memory in key exchange");
         goto out;
     }
@@ -378,21 +442,29 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
     c->neg.kex->free(c->kex_st);
     c->kex_st = NULL;
 
-    pthread_mutex_lock(&c->send_mu);
-    r = sf_buf_put_cstr(&hb, c->v_c);
-    if (r == 0) {
-        r = sf_buf_put_cstr(&hb, c->v_s);
+    {
+        struct sf_kex_hash_in hi = {
+            .v_c = c->v_c,
+            .v_s = c->v_s,
+            .i_s = sf_buf_ptr(&c->i_s),
+            .i_s_len = sf_buf_len(&c->i_s),
+            .k_s = ks,
+            .k_s_len = kslen,
+            .cpub = sf_buf_ptr(&c->kex_cpub),
+            .cpub_len = sf_buf_len(&c->kex_cpub),
+            .spub = sf_buf_ptr(&spub),
+            .spub_len = sf_buf_len(&spub),
+            .k = sf_buf_ptr(&kbuf),
+            .k_len = sf_buf_len(&kbuf),
+        };
+        /* i_c is send_mu's; hashing it under the lock is quick and does no I/O. */
+        pthread_mutex_lock(&c->send_mu);
+        hi.i_c = sf_buf_ptr(&c->i_c);
+        hi.i_c_len = sf_buf_len(&c->i_c);
+        r = sf_kex_exchange_hash(c->neg.kex->hash, &hi, h, &hlen);
+        sf_conn_send_unlock(c);
     }
-    if (r == 0) {
-        r = sf_buf_put_string(&hb, sf_buf_ptr(&c->i_c), sf_buf_len(&c->i_c));
-    }
-    sf_conn_send_unlock(c);
-    if (r != 0 || (r = sf_buf_put_string(&hb, sf_buf_ptr(&c->i_s), sf_buf_len(&c->i_s))) != 0 ||
-        (r = sf_buf_put_string(&hb, ks, kslen)) != 0 ||
-        (r = sf_buf_put_bytes(&hb, sf_buf_ptr(&c->kex_cpub), sf_buf_len(&c->kex_cpub))) != 0 ||
-        (r = sf_buf_put_bytes(&hb, sf_buf_ptr(&spub), sf_buf_len(&spub))) != 0 ||
-        (r = sf_buf_put_bytes(&hb, sf_buf_ptr(&kbuf), sf_buf_len(&kbuf))) != 0 ||
-        (r = sf_kex_hash(c->neg.kex->hash, sf_buf_ptr(&hb), sf_buf_len(&hb), h, &hlen)) != 0) {
+    if (r != 0) {
         r = sf_conn_fail(c, r, "computing the exchange hash failed");
         goto out;
     }
@@ -476,7 +548,6 @@ out:
     sf_cipher_free(tx);
     sf_buf_free(&spub);
     sf_buf_free(&kbuf);
-    sf_buf_free(&hb);
     return r;
 }
 
@@ -525,6 +596,10 @@ int sf_kex_handle(struct sf_conn *c, uint8_t type, struct sf_buf *msg)
     }
     if (type == SSH_MSG_NEWKEYS) {
         return recv_newkeys(c, msg);
+    }
+    /* 31 is GEX_GROUP while a group exchange waits for its group, else the reply. */
+    if (c->kex_gex_group) {
+        return recv_gex_group(c, msg);
     }
     return recv_reply(c, msg);
 }

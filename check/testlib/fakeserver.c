@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -32,10 +33,11 @@
 #include "conn.h"
 #include "kex.h"
 #include "key.h"
+#include "mlkem768.h"
+#include "sntrup761.h"
 #include "sshd.h"
 
 #define FS_VERSION "SSH-2.0-fakepeer_1.0"
-#define FS_KEX_DEFAULT "curve25519-sha256,curve25519-sha256@libssh.org"
 #define FS_STRICT_S "kex-strict-s-v00@openssh.com"
 #define FS_STRICT_C "kex-strict-c-v00@openssh.com"
 #define FS_EXT_INFO_C "ext-info-c"
@@ -96,6 +98,7 @@ struct fs {
     size_t sid_len;
     const struct sf_cipher_info *ci_ctos, *ci_stoc;
     const struct sf_mac_info *mi_ctos, *mi_stoc;
+    const struct fs_kexm *km; /* the key exchange method of the current exchange */
 
     /* Received messages. */
     uint8_t *cur; /* copy of the last message */
@@ -748,6 +751,46 @@ static int kex_wait(struct fs *fs, uint8_t want)
     }
 }
 
+/*
+ * The key exchange methods the fake server can serve. The post-quantum
+ * hybrids are built from the library's own sntrup761 / ML-KEM-768 code
+ * (the server's encapsulation side, which the client never runs), the DH
+ * ones with plain BIGNUM arithmetic: no server on Debian 12 speaks
+ * mlkem768x25519-sha256, so this is the only peer the client's ML-KEM
+ * side meets in the tests besides python's vectors in check_kex.c.
+ */
+enum fs_kfam { FSK_X25519 = 1, FSK_DH, FSK_GEX, FSK_SNTRUP, FSK_MLKEM };
+struct fs_kexm {
+    const char *name;
+    const char *hash; /* OpenSSL digest name */
+    enum fs_kfam fam;
+    int group; /* FSK_DH: 1 (RFC 2409), 14, 16, 18 (RFC 3526) */
+};
+static const struct fs_kexm fs_kexms[] = {
+    {"curve25519-sha256", "SHA256", FSK_X25519, 0},
+    {"curve25519-sha256@libssh.org", "SHA256", FSK_X25519, 0},
+    {"sntrup761x25519-sha512", "SHA512", FSK_SNTRUP, 0},
+    {"sntrup761x25519-sha512@openssh.com", "SHA512", FSK_SNTRUP, 0},
+    {"mlkem768x25519-sha256", "SHA256", FSK_MLKEM, 0},
+    {"diffie-hellman-group-exchange-sha256", "SHA256", FSK_GEX, 0},
+    {"diffie-hellman-group-exchange-sha1", "SHA1", FSK_GEX, 0},
+    {"diffie-hellman-group14-sha256", "SHA256", FSK_DH, 14},
+    {"diffie-hellman-group16-sha512", "SHA512", FSK_DH, 16},
+    {"diffie-hellman-group18-sha512", "SHA512", FSK_DH, 18},
+    {"diffie-hellman-group14-sha1", "SHA1", FSK_DH, 14},
+    {"diffie-hellman-group1-sha1", "SHA1", FSK_DH, 1},
+};
+
+static const struct fs_kexm *kexm_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(fs_kexms) / sizeof(fs_kexms[0]); i++) {
+        if (strcmp(fs_kexms[i].name, name) == 0) {
+            return &fs_kexms[i];
+        }
+    }
+    return NULL;
+}
+
 static int point(struct fs *fs, enum fs_point p);
 
 /* Parse the client's KEXINIT (in i_c) and negotiate. */
@@ -790,10 +833,10 @@ static int kex_negotiate(struct fs *fs, char *kexname, size_t kexsz)
               kexsz)) {
         return fs_fail(fs, "no key exchange method in common");
     }
-    if (strcmp(kexname, "curve25519-sha256") != 0 &&
-        strcmp(kexname, "curve25519-sha256@libssh.org") != 0) {
+    if ((fs->km = kexm_find(kexname)) == NULL) {
         return fs_fail(fs, "fake server cannot do key exchange %s", kexname);
     }
+    snprintf(fs->seen.kex, sizeof(fs->seen.kex), "%s", kexname);
     if (!pick(&lists[1], fs->hk_algs, fs->hk_alg, sizeof(fs->hk_alg))) {
         return fs_fail(fs, "no host key algorithm in common");
     }
@@ -855,6 +898,230 @@ out:
     return r;
 }
 
+/* mpint of a BIGNUM (RFC 4251 s5) */
+static int put_bn(struct sf_buf *b, const BIGNUM *v)
+{
+    uint8_t be[SF_KEX_GEX_MAX / 8 + 16];
+    int n = BN_num_bytes(v);
+    if (n < 0 || (size_t)n > sizeof(be)) {
+        return SF_ERR_TOO_LARGE;
+    }
+    if (n == 0) {
+        return sf_buf_put_u32(b, 0);
+    }
+    BN_bn2bin(v, be);
+    return sf_buf_put_mpint(b, be, (size_t)n);
+}
+
+/* The group of a fixed-group DH method, or the GEX group the script chose. */
+static int dh_group(struct fs *fs, int group, BIGNUM **p, BIGNUM **g)
+{
+    *p = *g = NULL;
+    switch (group) {
+    case 1:
+        *p = BN_get_rfc2409_prime_1024(NULL);
+        break;
+    case 14:
+        *p = BN_get_rfc3526_prime_2048(NULL);
+        break;
+    case 16:
+        *p = BN_get_rfc3526_prime_4096(NULL);
+        break;
+    case 18:
+        *p = BN_get_rfc3526_prime_8192(NULL);
+        break;
+    default: /* GEX: the script's group, else RFC 3526 group 14 */
+        if (fs->sc.gex_p != NULL) {
+            if (BN_hex2bn(p, fs->sc.gex_p) == 0) {
+                *p = NULL;
+            }
+        } else {
+            *p = BN_get_rfc3526_prime_2048(NULL);
+        }
+        break;
+    }
+    if (*p == NULL || (*g = BN_new()) == NULL) {
+        BN_free(*p);
+        *p = NULL;
+        return fs_fail(fs, "fake server: bad DH group");
+    }
+    if (group == 0 && fs->sc.gex_g != NULL) {
+        if (BN_hex2bn(g, fs->sc.gex_g) == 0) {
+            return fs_fail(fs, "fake server: bad GEX generator");
+        }
+    } else if (BN_set_word(*g, 2) != 1) {
+        return fs_fail(fs, "fake server: out of memory");
+    }
+    return 0;
+}
+
+/*
+ * RFC 4419 s3: SSH_MSG_KEX_DH_GEX_REQUEST (34) uint32 min, n, max; we answer
+ * SSH_MSG_KEX_DH_GEX_GROUP (31) mpint p, mpint g. cpart gets
+ * min || n || max || p || g for the exchange hash.
+ */
+static int gex_server_group(struct fs *fs, BIGNUM **p, BIGNUM **g, struct sf_buf *cpart)
+{
+    uint32_t mn = 0, n = 0, mx = 0;
+    struct sf_buf m, b;
+
+    if (kex_wait(fs, 34) != 0) {
+        return -1;
+    }
+    sf_buf_init_view(&m, fs->cur + 1, fs->curlen - 1);
+    if (sf_buf_get_u32(&m, &mn) != 0 || sf_buf_get_u32(&m, &n) != 0 ||
+        sf_buf_get_u32(&m, &mx) != 0 || sf_buf_expect_end(&m) != 0) {
+        violation(fs, "malformed GEX_REQUEST");
+        return fs_fail(fs, "malformed GEX_REQUEST from the client");
+    }
+    fs->seen.gex_requests++;
+    fs->seen.gex_min = mn;
+    fs->seen.gex_n = n;
+    fs->seen.gex_max = mx;
+    if (!(mn <= n && n <= mx)) {
+        violation(fs, "GEX_REQUEST with min %u, n %u, max %u", mn, n, mx);
+    }
+    if (dh_group(fs, 0, p, g) != 0) {
+        return -1;
+    }
+    sf_buf_init_mem(&b, fs->scratch, FS_SCRATCH);
+    if (sf_buf_put_u32(cpart, mn) != 0 || sf_buf_put_u32(cpart, n) != 0 ||
+        sf_buf_put_u32(cpart, mx) != 0 || put_bn(cpart, *p) != 0 || put_bn(cpart, *g) != 0 ||
+        sf_buf_put_u8(&b, 31) != 0 || put_bn(&b, *p) != 0 || put_bn(&b, *g) != 0 ||
+        (fs->sc.gex_trailing && sf_buf_put_u8(&b, 0) != 0)) {
+        return fs_fail(fs, "fake server: building GEX_GROUP failed");
+    }
+    return fs_send(fs, sf_buf_ptr(&b), sf_buf_len(&b));
+}
+
+/*
+ * DH (RFC 4253 s8, RFC 4419 s3): from the client's e (magnitude), f = g^y
+ * and K = e^y mod p. spart gets mpint f, kb mpint K. bad_qs 1: f = 1;
+ * 2: f = p.
+ */
+static int dh_server(struct fs *fs, const BIGNUM *p, const BIGNUM *g, const uint8_t *eb,
+                     size_t elen, struct sf_buf *spart, struct sf_buf *kb)
+{
+    BN_CTX *ctx = BN_CTX_new();
+    BIGNUM *e = BN_bin2bn(eb, (int)elen, NULL), *y = BN_new(), *f = BN_new(), *k = BN_new();
+    BIGNUM *pm1 = BN_dup(p);
+    int r = -1;
+
+    if (ctx == NULL || e == NULL || y == NULL || f == NULL || k == NULL || pm1 == NULL ||
+        BN_sub_word(pm1, 1) != 1) {
+        fs_fail(fs, "fake server: out of memory");
+        goto out;
+    }
+    if (BN_cmp(e, BN_value_one()) <= 0 || BN_cmp(e, pm1) >= 0) {
+        violation(fs, "the client's e is out of range");
+        fs_fail(fs, "the client's e is out of range");
+        goto out;
+    }
+    if (BN_rand(y, 512, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) != 1 ||
+        BN_mod_exp(f, g, y, p, ctx) != 1 || BN_mod_exp(k, e, y, p, ctx) != 1) {
+        fs_fail(fs, "fake server: DH failed");
+        goto out;
+    }
+    if (fs->sc.bad_qs == 1) {
+        BN_one(f);
+    } else if (fs->sc.bad_qs == 2) {
+        BN_copy(f, p);
+    }
+    if (put_bn(spart, f) != 0 || put_bn(kb, k) != 0) {
+        fs_fail(fs, "fake server: encoding f or K failed");
+        goto out;
+    }
+    r = 0;
+out:
+    BN_CTX_free(ctx);
+    BN_free(e);
+    BN_clear_free(y);
+    BN_free(f);
+    BN_clear_free(k);
+    BN_free(pm1);
+    return r;
+}
+
+/* curve25519 (RFC 8731): spart gets string Q_S, kb mpint K. bad_qs 1: zero Q_S; 2: 31 bytes. */
+static int x25519_server(struct fs *fs, const uint8_t *qc, size_t qclen, struct sf_buf *spart,
+                         struct sf_buf *kb)
+{
+    uint8_t qs[FS_X25519_LEN], secret[FS_X25519_LEN];
+    size_t qslen = FS_X25519_LEN;
+    int r = -1;
+
+    if (qclen != FS_X25519_LEN) {
+        violation(fs, "malformed ECDH init");
+        return fs_fail(fs, "malformed ECDH init from the client");
+    }
+    if (x25519(fs, qc, qs, secret) != 0) {
+        goto out;
+    }
+    if (fs->sc.bad_qs == 1) {
+        memset(qs, 0, sizeof(qs));
+    } else if (fs->sc.bad_qs == 2) {
+        qslen = FS_X25519_LEN - 1;
+    }
+    if (sf_buf_put_string(spart, qs, qslen) != 0 ||
+        sf_buf_put_mpint(kb, secret, sizeof(secret)) != 0) {
+        fs_fail(fs, "fake server: encoding Q_S or K failed");
+        goto out;
+    }
+    r = 0;
+out:
+    sf_wipe(secret, sizeof(secret));
+    return r;
+}
+
+/*
+ * The hybrids: C_INIT = PQ public key || X25519 key; we encapsulate and
+ * answer S_REPLY = ciphertext || X25519 key; K = string HASH(K_PQ || K_CL).
+ * bad_qs 1: zero X25519 key; 2: S_REPLY one byte short; 3: one ciphertext
+ * bit flipped (the client then gets another K and the signature fails).
+ */
+static int hybrid_server(struct fs *fs, const uint8_t *c, size_t clen, struct sf_buf *spart,
+                         struct sf_buf *kb)
+{
+    bool sntrup = fs->km->fam == FSK_SNTRUP;
+    size_t pklen = sntrup ? SF_SNTRUP761_PUBLICKEY_BYTES : SF_MLKEM768_PUBLICKEY_BYTES;
+    size_t ctlen = sntrup ? SF_SNTRUP761_CIPHERTEXT_BYTES : SF_MLKEM768_CIPHERTEXT_BYTES;
+    uint8_t reply[SF_MLKEM768_CIPHERTEXT_BYTES + FS_X25519_LEN];
+    uint8_t both[32 + FS_X25519_LEN], k[64];
+    size_t klen = 0, rlen = ctlen + FS_X25519_LEN;
+    int r = -1;
+
+    if (clen != pklen + FS_X25519_LEN) {
+        violation(fs, "hybrid init of %zu bytes, want %zu", clen, pklen + FS_X25519_LEN);
+        return fs_fail(fs, "malformed hybrid init from the client");
+    }
+    if ((sntrup ? sf_sntrup761_enc(reply, both, c, NULL, NULL)
+                : sf_mlkem768_encaps(reply, both, c)) != 0) {
+        violation(fs, "the client's PQ public key is unusable");
+        fs_fail(fs, "encapsulation to the client's key failed");
+        goto out;
+    }
+    if (x25519(fs, c + pklen, reply + ctlen, both + 32) != 0 ||
+        sf_kex_hash(fs->km->hash, both, sizeof(both), k, &klen) != 0) {
+        goto out;
+    }
+    if (fs->sc.bad_qs == 1) {
+        memset(reply + ctlen, 0, FS_X25519_LEN);
+    } else if (fs->sc.bad_qs == 2) {
+        rlen--;
+    } else if (fs->sc.bad_qs == 3) {
+        reply[ctlen / 2] ^= 0x01;
+    }
+    if (sf_buf_put_string(spart, reply, rlen) != 0 || sf_buf_put_string(kb, k, klen) != 0) {
+        fs_fail(fs, "fake server: encoding the reply failed");
+        goto out;
+    }
+    r = 0;
+out:
+    sf_wipe(both, sizeof(both));
+    sf_wipe(k, sizeof(k));
+    return r;
+}
+
 /* RFC 4253 s7.2 keys for one direction. */
 static int make_cipher(struct fs *fs, const uint8_t *k, size_t klen, const uint8_t *h, size_t hlen,
                        bool tx, struct sf_cipher **out)
@@ -865,11 +1132,12 @@ static int make_cipher(struct fs *fs, const uint8_t *k, size_t klen, const uint8
     int r;
 
     *out = NULL;
-    if ((r = sf_kex_derive("SHA256", k, klen, h, hlen, tx ? 'B' : 'A', fs->session_id, fs->sid_len,
+    const char *hash = fs->km->hash;
+    if ((r = sf_kex_derive(hash, k, klen, h, hlen, tx ? 'B' : 'A', fs->session_id, fs->sid_len,
                            iv, ci->iv_len)) != 0 ||
-        (r = sf_kex_derive("SHA256", k, klen, h, hlen, tx ? 'D' : 'C', fs->session_id, fs->sid_len,
+        (r = sf_kex_derive(hash, k, klen, h, hlen, tx ? 'D' : 'C', fs->session_id, fs->sid_len,
                            key, ci->key_len)) != 0 ||
-        (mi != NULL && (r = sf_kex_derive("SHA256", k, klen, h, hlen, tx ? 'F' : 'E',
+        (mi != NULL && (r = sf_kex_derive(hash, k, klen, h, hlen, tx ? 'F' : 'E',
                                           fs->session_id, fs->sid_len, mk, mi->key_len)) != 0) ||
         (r = sf_cipher_new(out, ci, mi, tx, key, iv, mi != NULL ? mk : NULL)) != 0) {
         fs_fail(fs, "fake server: key derivation failed: %s", sf_err_str(r));
@@ -888,10 +1156,11 @@ static int make_cipher(struct fs *fs, const uint8_t *k, size_t klen, const uint8
 static int kex_run(struct fs *fs, bool have_client)
 {
     char kexname[SF_NAME_MAX + 1];
-    struct sf_buf hb = {0}, kb = {0}, ks = {0}, sig = {0}, reply = {0};
+    struct sf_buf hb = {0}, kb = {0}, ks = {0}, sig = {0}, reply = {0}, cpart = {0}, spart = {0};
     struct sf_cipher *tx = NULL, *rx = NULL;
-    uint8_t qc[FS_X25519_LEN], qs[FS_X25519_LEN], secret[FS_X25519_LEN], h[64];
-    size_t hlen = 0, qslen = FS_X25519_LEN;
+    BIGNUM *dp = NULL, *dg = NULL;
+    uint8_t h[64], *cval = NULL;
+    size_t hlen = 0;
     const uint8_t *p = NULL;
     size_t n = 0;
     int r = -1, pr;
@@ -954,19 +1223,49 @@ static int kex_run(struct fs *fs, bool have_client)
         goto out;
     }
 
-    /* RFC 8731 / RFC 5656 s4: byte 30, string Q_C */
-    if (kex_wait(fs, SSH_MSG_KEX_ECDH_INIT) != 0) {
+    /*
+     * RFC 4419 s3: GEX first sends the group (REQUEST 34 / GROUP 31), then
+     * INIT 32 / REPLY 33. The others: INIT 30 (string Q_C / C_INIT or
+     * mpint e) / REPLY 31.
+     */
+    const struct fs_kexm *km = fs->km;
+    if (sf_buf_alloc(&cpart, 1024, SF_BUF_MAX) != 0 || sf_buf_alloc(&spart, 1024, SF_BUF_MAX) != 0 ||
+        sf_buf_alloc(&hb, 4096, SF_BUF_MAX) != 0 || sf_buf_alloc(&kb, 64, 4096) != 0 ||
+        sf_buf_alloc(&ks, 512, SF_KEYBLOB_MAX) != 0 ||
+        sf_buf_alloc(&sig, 512, SF_KEYBLOB_MAX) != 0 ||
+        sf_buf_alloc(&reply, 1024, SF_BUF_MAX) != 0) {
+        fs_fail(fs, "fake server: out of memory");
+        goto out;
+    }
+    if (km->fam == FSK_GEX && gex_server_group(fs, &dp, &dg, &cpart) != 0) {
+        goto out;
+    }
+    if (km->fam == FSK_DH && dh_group(fs, km->group, &dp, &dg) != 0) {
+        goto out;
+    }
+    if (kex_wait(fs, km->fam == FSK_GEX ? 32 : SSH_MSG_KEX_ECDH_INIT) != 0) {
         goto out;
     }
     struct sf_buf m;
+    int gr;
     sf_buf_init_view(&m, fs->cur + 1, fs->curlen - 1);
-    if (sf_buf_get_string(&m, &p, &n, 256) != 0 || sf_buf_expect_end(&m) != 0 ||
-        n != FS_X25519_LEN) {
-        violation(fs, "malformed ECDH init");
-        fs_fail(fs, "malformed ECDH init from the client");
+    if (km->fam == FSK_DH || km->fam == FSK_GEX) {
+        gr = sf_buf_get_mpint_pos(&m, &p, &n, SF_KEX_GEX_MAX / 8);
+    } else {
+        gr = sf_buf_get_string(&m, &p, &n, 4096);
+    }
+    if (gr != 0 || sf_buf_expect_end(&m) != 0) {
+        violation(fs, "malformed key exchange init (%s)", km->name);
+        fs_fail(fs, "malformed key exchange init from the client");
         goto out;
     }
-    memcpy(qc, p, FS_X25519_LEN);
+    /* The client's value as read goes into H; keep a copy (hooks may receive). */
+    if (sf_buf_put_bytes(&cpart, fs->cur + 1, fs->curlen - 1) != 0 ||
+        (cval = malloc(n + 1)) == NULL) {
+        fs_fail(fs, "fake server: out of memory");
+        goto out;
+    }
+    memcpy(cval, p, n);
     if (fs->initial && (pr = point(fs, FS_AT_KEXREPLY)) != 0) {
         if (pr < 0) {
             goto out;
@@ -975,32 +1274,36 @@ static int kex_run(struct fs *fs, bool have_client)
         r = 0;
         goto out;
     }
-    if (x25519(fs, qc, qs, secret) != 0) {
-        goto out;
+    switch (km->fam) {
+    case FSK_X25519:
+        gr = x25519_server(fs, cval, n, &spart, &kb);
+        break;
+    case FSK_SNTRUP:
+    case FSK_MLKEM:
+        gr = hybrid_server(fs, cval, n, &spart, &kb);
+        break;
+    default:
+        gr = dh_server(fs, dp, dg, cval, n, &spart, &kb);
+        break;
     }
-    if (fs->sc.bad_qs == 1) {
-        memset(qs, 0, sizeof(qs));
-    } else if (fs->sc.bad_qs == 2) {
-        qslen = FS_X25519_LEN - 1;
+    if (gr != 0) {
+        goto out;
     }
     struct sf_privkey *hk =
         fs->initial || fs->rekey_hostkey == NULL ? fs->hostkey : fs->rekey_hostkey;
-    if (sf_buf_alloc(&hb, 4096, SF_BUF_MAX) != 0 || sf_buf_alloc(&kb, 64, 4096) != 0 ||
-        sf_buf_alloc(&ks, 512, SF_KEYBLOB_MAX) != 0 ||
-        sf_buf_alloc(&sig, 512, SF_KEYBLOB_MAX) != 0 ||
-        sf_buf_alloc(&reply, 1024, SF_BUF_MAX) != 0) {
-        fs_fail(fs, "fake server: out of memory");
-        goto out;
-    }
-    /* H = HASH(V_C || V_S || I_C || I_S || K_S || Q_C || Q_S || K) (RFC 8731 s3). */
+    /*
+     * H = HASH(V_C || V_S || I_C || I_S || K_S || client part || server part || K)
+     * (RFC 4253 s8, RFC 4419 s3, RFC 8731 s3, the hybrid drafts), built here
+     * by hand rather than with the client's sf_kex_exchange_hash.
+     */
     const char *v_s = fs->sc.version != NULL ? fs->sc.version : FS_VERSION;
-    if (sf_buf_put_mpint(&kb, secret, sizeof(secret)) != 0 || sf_privkey_pubblob(hk, &ks) != 0 ||
-        sf_buf_put_cstr(&hb, fs->v_c) != 0 || sf_buf_put_cstr(&hb, v_s) != 0 ||
-        sf_buf_put_string(&hb, fs->i_c, fs->i_c_len) != 0 ||
+    if (sf_privkey_pubblob(hk, &ks) != 0 || sf_buf_put_cstr(&hb, fs->v_c) != 0 ||
+        sf_buf_put_cstr(&hb, v_s) != 0 || sf_buf_put_string(&hb, fs->i_c, fs->i_c_len) != 0 ||
         sf_buf_put_string(&hb, fs->i_s, fs->i_s_len) != 0 || sf_buf_put_sub(&hb, &ks) != 0 ||
-        sf_buf_put_string(&hb, qc, sizeof(qc)) != 0 || sf_buf_put_string(&hb, qs, qslen) != 0 ||
+        sf_buf_put_bytes(&hb, sf_buf_ptr(&cpart), sf_buf_len(&cpart)) != 0 ||
+        sf_buf_put_bytes(&hb, sf_buf_ptr(&spart), sf_buf_len(&spart)) != 0 ||
         sf_buf_put_bytes(&hb, sf_buf_ptr(&kb), sf_buf_len(&kb)) != 0 ||
-        sf_kex_hash("SHA256", sf_buf_ptr(&hb), sf_buf_len(&hb), h, &hlen) != 0) {
+        sf_kex_hash(km->hash, sf_buf_ptr(&hb), sf_buf_len(&hb), h, &hlen) != 0) {
         fs_fail(fs, "fake server: exchange hash failed");
         goto out;
     }
@@ -1016,9 +1319,11 @@ static int kex_run(struct fs *fs, bool have_client)
         uint8_t *sp = sf_buf_mutable_ptr(&sig);
         sp[sf_buf_len(&sig) - 1] ^= 0x01;
     }
-    /* byte 31, string K_S, string Q_S, string signature */
-    if (sf_buf_put_u8(&reply, SSH_MSG_KEX_ECDH_REPLY) != 0 || sf_buf_put_sub(&reply, &ks) != 0 ||
-        sf_buf_put_string(&reply, qs, qslen) != 0 || sf_buf_put_sub(&reply, &sig) != 0) {
+    /* byte 31 (GEX: 33), string K_S, server part, string signature */
+    if (sf_buf_put_u8(&reply, km->fam == FSK_GEX ? 33 : SSH_MSG_KEX_ECDH_REPLY) != 0 ||
+        sf_buf_put_sub(&reply, &ks) != 0 ||
+        sf_buf_put_bytes(&reply, sf_buf_ptr(&spart), sf_buf_len(&spart)) != 0 ||
+        sf_buf_put_sub(&reply, &sig) != 0) {
         fs_fail(fs, "fake server: building the reply failed");
         goto out;
     }
@@ -1062,10 +1367,14 @@ static int kex_run(struct fs *fs, bool have_client)
     fs->seen.kex_done++;
     r = 0;
 out:
-    sf_wipe(secret, sizeof(secret));
     sf_wipe(h, sizeof(h));
+    free(cval);
+    BN_free(dp);
+    BN_free(dg);
     sf_cipher_free(tx);
     sf_cipher_free(rx);
+    sf_buf_free(&cpart);
+    sf_buf_free(&spart);
     sf_buf_free(&hb);
     sf_buf_free(&kb);
     sf_buf_free(&ks);

@@ -7,8 +7,11 @@
  * reuses the library's own packet layer (sf_tp_*), ciphers, exchange hash,
  * key derivation and signing, with the directions swapped: it seals with
  * the server-to-client keys (letters B, D, F) and opens with the
- * client-to-server ones (A, C, E). Its key exchange is curve25519-sha256,
- * done with OpenSSL EVP directly.
+ * client-to-server ones (A, C, E). Its key exchange methods (FS_KEX_ALL):
+ * curve25519 with OpenSSL EVP directly; the DH groups and RFC 4419 group
+ * exchange with plain BIGNUM arithmetic; sntrup761x25519 and
+ * mlkem768x25519 with the library's own KEM code (the encapsulation side).
+ * No ECDH (nistp*). By default it offers only curve25519 (FS_KEX_DEFAULT).
  *
  * It speaks the server side of a whole connection: version line, KEXINIT
  * (with kex-strict-s-v00@openssh.com unless told not to), the ECDH reply
@@ -42,7 +45,7 @@
 enum fs_point {
     FS_AT_VERSION = 0, /* before our version line */
     FS_AT_KEXINIT,     /* versions exchanged; before our first KEXINIT */
-    FS_AT_KEXREPLY,    /* the client's ECDH init received; before our reply */
+    FS_AT_KEXREPLY,    /* the client's init (30, GEX: 32) received; before our reply */
     FS_AT_NEWKEYS,     /* reply sent; before our NEWKEYS */
     FS_AT_EXT_INFO,    /* new keys in use both ways; before EXT_INFO */
     FS_AT_SERVICE,     /* SERVICE_REQUEST received; before SERVICE_ACCEPT */
@@ -70,7 +73,15 @@ struct fs_script {
     const char *sign_key;      /* sign the exchange hash with this key instead (bad signature) */
     const char *rekey_hostkey; /* present this host key in re-keys (host key change) */
     bool bad_signature;        /* flip a bit in the exchange-hash signature */
-    int bad_qs;                /* 0: honest Q_S; 1: all-zero Q_S; 2: 31-byte Q_S */
+    /*
+     * 0: honest server value. curve25519: 1 all-zero Q_S, 2 31-byte Q_S.
+     * Hybrids: 1 all-zero X25519 key, 2 S_REPLY one byte short, 3 one
+     * ciphertext bit flipped. DH and group exchange: 1 f = 1, 2 f = p.
+     */
+    int bad_qs;
+    /* Group exchange: the group we send (hex; NULL: RFC 3526 group 14, g = 2). */
+    const char *gex_p, *gex_g;
+    bool gex_trailing; /* one junk byte after g in GEX_GROUP */
 
     /* Version exchange. */
     const char *pre_version; /* raw bytes sent before the version line (lines with CR LF) */
@@ -78,7 +89,7 @@ struct fs_script {
 
     /* KEXINIT. NULL lists mean: everything the server can do. */
     bool no_strict;       /* do not offer kex-strict-s-v00@openssh.com */
-    const char *kex_algs; /* must only name curve25519 methods to succeed */
+    const char *kex_algs; /* methods offered (NULL: FS_KEX_DEFAULT); see FS_KEX_ALL */
     const char *ciphers;
     const char *macs;
     bool kex_follows; /* first_kex_packet_follows = 1, then a junk "guessed" packet */
@@ -131,6 +142,15 @@ struct fs_script {
     int timeout_ms; /* bound on the whole server (0: 8000) */
 };
 
+/* The methods the fake server can serve, and what it offers by default. */
+#define FS_KEX_DEFAULT "curve25519-sha256,curve25519-sha256@libssh.org"
+#define FS_KEX_ALL                                                                                 \
+    "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,"             \
+    "curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group-exchange-sha256,"         \
+    "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,"                                 \
+    "diffie-hellman-group14-sha256,diffie-hellman-group14-sha1,diffie-hellman-group1-sha1,"        \
+    "diffie-hellman-group-exchange-sha1"
+
 /* The server-sig-algs value of our EXT_INFO. */
 #define FS_SERVER_SIG_ALGS                                                                         \
     "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"                     \
@@ -143,6 +163,9 @@ struct fs_seen {
     bool client_ext_info;                               /* ext-info-c offered */
     bool client_kexinit_first;                          /* its KEXINIT was its first packet */
     char cipher[SF_NAME_MAX + 1], mac[SF_NAME_MAX + 1]; /* negotiated client-to-server */
+    char kex[SF_NAME_MAX + 1];                          /* key exchange method, last exchange */
+    unsigned gex_requests;                              /* GEX_REQUESTs received */
+    uint32_t gex_min, gex_n, gex_max;                   /* the last one's sizes */
     unsigned kexinits;                                  /* KEXINITs received */
     unsigned kex_done;                                  /* key exchanges completed */
     unsigned service_requests;

@@ -6,16 +6,32 @@ python. Deterministic: the same output every run.
 
 Independent of the C code and of OpenSSL's DH/EC code paths where it
 matters:
-  * key derivation (RFC 4253 s7.2) uses only hashlib;
-  * the RFC 3526 MODP primes are rebuilt from their defining formula
-    p = 2^N - 2^(N-64) - 1 + 2^64 * (floor(2^(N-130) * pi) + c), with pi
-    computed here by Machin's formula, and checked to be safe primes;
-  * DH shared secrets are plain pow() with those primes;
-  * X25519 / ECDH use the python `cryptography` package.
+  * key derivation (RFC 4253 s7.2) and the exchange hash (RFC 4253 s8,
+    RFC 4419 s3) use only hashlib;
+  * the RFC 3526 MODP primes and the RFC 2409 group 2 prime are rebuilt
+    from their defining formula p = 2^N - 2^(N-64) - 1 + 2^64 *
+    (floor(2^(N-130) * pi) + c), with pi computed here by Machin's
+    formula, and checked to be safe primes;
+  * DH and group exchange shared secrets are plain pow() with those primes
+    (the group exchange KAT uses a 2048-bit safe prime from OpenSSH's
+    /etc/ssh/moduli, checked here); the group-check vectors (composites,
+    non-safe primes) are searched for here with our own Miller-Rabin;
+  * X25519 / ECDH use the python `cryptography` package, and so does the
+    ML-KEM-768 half of mlkem768x25519-sha256 (cryptography >= 46 with an
+    OpenSSL that has ML-KEM: the key pair from the fixed seed d || z, the
+    server's encapsulation random). There is no python sntrup761, so the
+    sntrup761x25519 KAT in check_kex.c takes its KEM half from the
+    library's own sntrup761 (whose KATs are its own) and only the X25519
+    half and the combination from here.
 
 Usage: python3 check/vectors/gen_kex_vectors.py > /tmp/vectors.txt
-(a few minutes: the X25519 search for two leading zero bytes tries ~65k keys).
+(5-10 minutes on an idle machine: the X25519 search for two leading zero
+bytes tries ~65k keys, the 8192-bit DH KATs and the prime searches for the
+group-check vectors take most of the rest).
 Paste the output between the "generated" markers in check/check_kex.c.
+Everything is deterministic except the ML-KEM ciphertext (and so that KAT's
+server value and K), which cryptography encapsulates with fresh randomness:
+any run's output is a valid vector.
 """
 
 import contextlib
@@ -144,18 +160,23 @@ def is_probable_prime(n, rounds=24):
 
 P14 = modp(2048, 124476)  # RFC 3526 s3, group 14
 P16 = modp(4096, 240904)  # RFC 3526 s5, group 16
+P18 = modp(8192, 4743158)  # RFC 3526 s7, group 18
+P1 = modp(1024, 129093)  # RFC 2409 s6.2, Oakley group 2 (diffie-hellman-group1-sha1)
 assert hex(P14).startswith("0xffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd1")
 assert hex(P14).endswith("15728e5a8aacaa68ffffffffffffffff")
 assert hex(P16).endswith("4df435c934063199ffffffffffffffff")
-for _p in (P14, P16):
+assert hex(P18).endswith("60c980dd98edd3dfffffffffffffffff")
+assert hex(P1).endswith("49286651ece65381ffffffffffffffff")
+for _p in (P14, P16, P1):
     assert is_probable_prime(_p) and is_probable_prime((_p - 1) // 2)
+assert is_probable_prime(P18, 4) and is_probable_prime((P18 - 1) // 2, 4)
 
 
 def dh_vectors():
     """Fixed client x (512 bits) and server y; K = f^x mod p."""
     print("/* DH KATs: group, x, e (mpint), f (mpint), K (mpint), what */")
     print("static const struct dh_kat dh_kats[] = {")
-    for name, p in (("group14", P14), ("group16", P16)):
+    for name, p in (("group14", P14), ("group16", P16), ("group18", P18), ("group1", P1)):
         rnd = random.Random(8268 + p.bit_length())
         x = rnd.getrandbits(512) | (1 << 511)
         e = pow(2, x, p)
@@ -175,11 +196,13 @@ def dh_vectors():
     print("};")
     # check_kex.c expects f = p - 2 to be refused by the subgroup check:
     # -2 is a non-residue mod p because p = 7 mod 8.
-    for p in (P14, P16):
+    for p in (P14, P16, P18, P1):
         assert pow(p - 2, (p - 1) // 2, p) != 1 and pow(2, (p - 1) // 2, p) == 1
-    print("/* RFC 3526 primes as mpints */")
+    print("/* RFC 3526 / RFC 2409 primes as mpints */")
     print('static const char dh_p14[] = "%s";' % h(mpint(P14)))
     print('static const char dh_p16[] = "%s";' % h(mpint(P16)))
+    print('static const char dh_p18[] = "%s";' % h(mpint(P18)))
+    print('static const char dh_p1[] = "%s";' % h(mpint(P1)))
 
 
 # ---------------------------------------------------------------- X25519
@@ -306,6 +329,176 @@ def ecdh_vectors():
     print("};")
 
 
+# ---------------------------------------------------------------- group exchange
+
+SMALL_PRIMES = [q for q in range(3, 1000) if all(q % d for d in range(2, int(q ** 0.5) + 1))]
+
+
+def no_small_factor(n):
+    return all(n % q for q in SMALL_PRIMES)
+
+
+def moduli_group(bits):
+    """The first `bits`-bit safe prime of OpenSSH's moduli file, checked here."""
+    with open("/etc/ssh/moduli") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 7 or line.startswith("#") or int(parts[4]) != bits - 1:
+                continue
+            p, g = int(parts[6], 16), int(parts[5])
+            assert p.bit_length() == bits and p % 4 == 3
+            assert is_probable_prime(p, 32) and is_probable_prime((p - 1) // 2, 32)
+            return p, g
+    raise SystemExit("no %d-bit group in /etc/ssh/moduli" % bits)
+
+
+def find_prime(rnd, bits, pred=lambda v: True):
+    while True:
+        v = rnd.getrandbits(bits) | (1 << (bits - 1)) | 1
+        if no_small_factor(v) and pred(v) and is_probable_prime(v, 32):
+            return v
+
+
+def u32(v):
+    return v.to_bytes(4, "big")
+
+
+GEX_MIN, GEX_N, GEX_MAX = 2048, 3072, 8192  # what the client asks for (kex.h)
+
+
+def gex_vectors():
+    p, g = moduli_group(2048)
+    rnd = random.Random(4419)
+    x = rnd.getrandbits(512) | (1 << 511)
+    y = rnd.getrandbits(512) | (1 << 511)
+    e, f = pow(g, x, p), pow(g, y, p)
+    k = pow(f, x, p)
+    assert k == pow(e, y, p)
+    req = u32(GEX_MIN) + u32(GEX_N) + u32(GEX_MAX)
+    group = mpint(p) + mpint(g)
+    print("/* Group exchange KAT (RFC 4419): a 2048-bit safe prime of /etc/ssh/moduli */")
+    print("static const struct gex_kat gex_kat = {")
+    print(' "%s",\n "%s",\n "%s",\n "%s",\n "%s",\n "%s",\n "%s"};' %
+          (h(req), h(group), h(x.to_bytes(64, "big")), h(mpint(e)), h(mpint(f)), h(mpint(k)),
+           h(req + group + mpint(e))))
+    GEX_TRANSCRIPT.update(cpub=req + group + mpint(e), spub=mpint(f), k=mpint(k))
+
+    # The group check: p, g (hex, big-endian) and whether it must pass.
+    cases = []
+    cases.append(("moduli safe prime, g = %d" % g, p, g, True))
+    cases.append(("RFC 3526 group 14", P14, 2, True))
+    cases.append(("RFC 3526 group 18", P18, 2, True))
+    cases.append(("RFC 3526 group 14, g = p - 2", P14, P14 - 2, True))
+    cases.append(("RFC 2409 group 2: 1024 bits, too small", P1, 2, False))
+    cases.append(("2047 bits, too small", p >> 1 | 1, 2, False))
+    cases.append(("8193 bits, too large", (1 << 8192) | 1, 2, False))
+    cases.append(("even", p + 1, 2, False))
+    cases.append(("g = 0", p, 0, False))
+    cases.append(("g = 1", p, 1, False))
+    cases.append(("g = p - 1", p, p - 1, False))
+    cases.append(("g = p", p, p, False))
+    cases.append(("g = p + 1", p, p + 1, False))
+    r1 = find_prime(rnd, 1024, lambda v: v >> 1022 == 3)
+    r2 = find_prime(rnd, 1024, lambda v: v >> 1022 == 3)
+    assert (r1 * r2).bit_length() == 2048
+    cases.append(("composite (two 1024-bit primes)", r1 * r2, 2, False))
+    cases.append(("p + 2 (composite)", p + 2, 2, False))
+    # A prime whose q = (p-1)/2 is odd and composite with no small factor:
+    # only Miller-Rabin on q refuses it.
+    np_ = find_prime(rnd, 2048, lambda v: v % 4 == 3 and no_small_factor((v - 1) // 2) and
+                     not is_probable_prime((v - 1) // 2, 4))
+    cases.append(("prime, not a safe prime", np_, 2, False))
+    # q prime, p = 2q + 1 composite without small factors: only the check of p refuses it.
+    q = find_prime(rnd, 2047, lambda v: no_small_factor(2 * v + 1) and
+                   not is_probable_prime(2 * v + 1, 4))
+    cases.append(("q prime, 2q + 1 composite", 2 * q + 1, 2, False))
+    # A prime with p = 1 (mod 4): q even.
+    p4 = find_prime(rnd, 2048, lambda v: v % 4 == 1)
+    cases.append(("prime, q even", p4, 2, False))
+    print("/* Group check (RFC 4419 s3 + docs/kex.md): what, p, g, ok */")
+    print("static const struct gex_check gex_checks[] = {")
+    for what, cp, cg, ok in cases:
+        print('{"%s",\n "%s",\n "%s", %s},' % (what, "%x" % cp if cp else "00",
+                                               "%02x" % cg if cg < 256 else "%x" % cg,
+                                               "true" if ok else "false"))
+    print("};")
+
+
+# ---------------------------------------------------------------- hybrids
+
+def mlkem_vectors():
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+    seed = hashlib.sha512(b"sshflow mlkem768 client").digest()  # d || z
+    xpriv = hashlib.sha256(b"sshflow mlkem768x25519 x25519 client").digest()
+    spriv = hashlib.sha256(b"sshflow mlkem768x25519 x25519 server").digest()
+    sk = mlkem.MLKEM768PrivateKey.from_seed_bytes(seed)
+    pk = sk.public_key().public_bytes_raw()
+    assert len(pk) == 1184
+    cinit = string(pk + x25519_pub(xpriv))
+    ss, ct = sk.public_key().encapsulate()
+    assert len(ct) == 1088 and len(ss) == 32 and sk.decapsulate(ct) == ss
+    xss = x25519_raw(spriv, x25519_pub(xpriv))
+    sreply = string(ct + x25519_pub(spriv))
+    k = string(hashlib.sha256(ss + xss).digest())
+    print("/* mlkem768x25519-sha256 KAT: x25519 priv || d || z, SHA-256(C_INIT string),")
+    print("   S_REPLY (string), K (string). ML-KEM by python cryptography. */")
+    print("static const struct hybrid_kat mlkem_kat = {")
+    print(' "%s",\n "%s",\n "%s",\n "%s"};' % (h(xpriv + seed), h(hashlib.sha256(cinit).digest()),
+                                             h(sreply), h(k)))
+
+
+def sntrup_vectors():
+    xpriv = hashlib.sha256(b"sshflow sntrup761x25519 x25519 client").digest()
+    spriv = hashlib.sha256(b"sshflow sntrup761x25519 x25519 server").digest()
+    seed = hashlib.sha256(b"sshflow sntrup761 client").digest()
+    print("/* sntrup761x25519 half-KAT: x25519 client priv || KEM seed, its X25519 public key,")
+    print("   the server's X25519 public key, and their X25519 shared secret */")
+    print("static const struct sntrup_kat sntrup_kat = {")
+    print(' "%s",\n "%s",\n "%s",\n "%s"};' % (h(xpriv + seed), h(x25519_pub(xpriv)),
+                                             h(x25519_pub(spriv)),
+                                             h(x25519_raw(spriv, x25519_pub(xpriv)))))
+    # The test stream sntrup761 test keys are drawn from (kex.c seed_rng).
+    stream = b"".join(hashlib.sha512(seed + i.to_bytes(8, "big")).digest() for i in range(3))
+    print('static const char sntrup_seed_stream[] = "%s";' % h(stream[:150]))
+
+
+# ---------------------------------------------------------------- exchange hash
+
+GEX_TRANSCRIPT = {}
+
+
+def exchange_hash(hname, vc, vs, ic, is_, ks, cpub, spub, k):
+    return hashlib.new(hname, string(vc) + string(vs) + string(ic) + string(is_) + string(ks) +
+                       cpub + spub + k).digest()
+
+
+def exchange_hash_vectors():
+    rnd = random.Random(8308)
+
+    def rb(n):
+        return bytes(rnd.getrandbits(8) for _ in range(n))
+
+    vc, vs = b"SSH-2.0-sshflow_0.1", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"
+    cases = [
+        ("SHA512", "hybrid: string C_INIT, S_REPLY, string K", string(rb(1190)),
+         string(rb(1071)), string(rb(64))),
+        ("SHA256", "group exchange: min n max p g e, f, mpint K", GEX_TRANSCRIPT["cpub"],
+         GEX_TRANSCRIPT["spub"], GEX_TRANSCRIPT["k"]),
+        ("SHA1", "group14-sha1: mpint e, f, K", mpint(rnd.getrandbits(2048)),
+         mpint(rnd.getrandbits(2048)), mpint(rnd.getrandbits(2047))),
+    ]
+    print("/* Exchange hash: hash, what, V_C, V_S, I_C, I_S, K_S, client part, server part,")
+    print("   K, H */")
+    print("static const struct xh_vec xh_vecs[] = {")
+    for hname, what, cpub, spub, k in cases:
+        ic, is_, ks = rb(rnd.randrange(100, 300)), rb(rnd.randrange(100, 300)), rb(51)
+        hh = exchange_hash(hname.lower(), vc, vs, ic, is_, ks, cpub, spub, k)
+        print('{"%s", "%s", "%s", "%s",\n "%s",\n "%s",\n "%s",\n "%s",\n "%s",\n "%s",\n "%s"},' %
+              (hname, what, vc.decode(), vs.decode(), h(ic), h(is_), h(ks), h(cpub), h(spub),
+               h(k), h(hh)))
+    print("};")
+
+
 def wrap_hex(text, width=64):
     """Split long hex string literals so the C file stays within 100 columns."""
     def split(m):
@@ -323,6 +516,14 @@ def main():
     ecdh_vectors()
     print()
     dh_vectors()
+    print()
+    gex_vectors()
+    print()
+    mlkem_vectors()
+    print()
+    sntrup_vectors()
+    print()
+    exchange_hash_vectors()
 
 
 if __name__ == "__main__":
