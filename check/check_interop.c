@@ -2349,7 +2349,11 @@ START_TEST(test_algs_list_operators)
     memset(&err, 0, sizeof(err));
     ck_assert_int_eq(sshflow_config_set(cfg, "KexAlgorithms", "no-such-kex", &err),
                      SSHFLOW_ERR_INVALID);
-    ck_assert_int_eq(sshflow_config_set(cfg, "Ciphers", "aes128-cbc", &err), SSHFLOW_ERR_INVALID);
+    ck_assert_int_eq(sshflow_config_set(cfg, "Ciphers", "3des-cbc", &err), SSHFLOW_ERR_INVALID);
+    ck_assert_msg(strstr(err.detail, "3des-cbc") != NULL, "names it: %s", err.detail);
+    ck_assert_int_eq(sshflow_config_set(cfg, "Ciphers", "+blowfish*", &err), SSHFLOW_ERR_INVALID);
+    ck_assert_msg(strstr(err.detail, "blowfish*") != NULL, "names the pattern: %s", err.detail);
+    ck_assert_int_eq(sshflow_config_set(cfg, "Ciphers", "aes*-gcm@openssh.com", &err), 0);
     ck_assert_int_eq(sshflow_config_set(cfg, "NoSuchOption", "1", &err), SSHFLOW_ERR_INVALID);
     ck_assert_int_eq(sshflow_config_set(cfg, "RekeyLimit", "lots", &err), SSHFLOW_ERR_INVALID);
     sshflow_config_free(cfg);

@@ -42,7 +42,7 @@
 enum cipher_mode {
     MODE_CHACHAPOLY, /* chacha20-poly1305@openssh.com */
     MODE_AESGCM,     /* aesNNN-gcm@openssh.com */
-    MODE_AESCTR,     /* aesNNN-ctr plus a separate HMAC */
+    MODE_AESCTR,     /* aesNNN-ctr (or legacy aesNNN-cbc) plus a separate HMAC */
 };
 
 struct cipher_row {
@@ -70,6 +70,12 @@ static const struct cipher_row cipher_rows[] = {
     { { "aes128-ctr", 16, CTR_IV_LEN, AES_BLOCK_LEN, 0 }, "AES-128-CTR", MODE_AESCTR },
     { { "aes192-ctr", 24, CTR_IV_LEN, AES_BLOCK_LEN, 0 }, "AES-192-CTR", MODE_AESCTR },
     { { "aes256-ctr", 32, CTR_IV_LEN, AES_BLOCK_LEN, 0 }, "AES-256-CTR", MODE_AESCTR },
+    /* Legacy (RFC 4253 s6.3), only when asked for: CBC with encrypt-and-MAC is
+     * open to plaintext-recovery attacks. Same packet handling as CTR: one
+     * context per key, so the chaining runs across packets as the RFC says. */
+    { { "aes128-cbc", 16, CTR_IV_LEN, AES_BLOCK_LEN, 0 }, "AES-128-CBC", MODE_AESCTR },
+    { { "aes192-cbc", 24, CTR_IV_LEN, AES_BLOCK_LEN, 0 }, "AES-192-CBC", MODE_AESCTR },
+    { { "aes256-cbc", 32, CTR_IV_LEN, AES_BLOCK_LEN, 0 }, "AES-256-CBC", MODE_AESCTR },
 };
 
 static const struct mac_row mac_rows[] = {
@@ -78,11 +84,15 @@ static const struct mac_row mac_rows[] = {
     { { "hmac-sha2-512-etm@openssh.com", 64, 64, true }, "SHA512" },
     { { "hmac-sha2-256", 32, 32, false }, "SHA256" },
     { { "hmac-sha2-512", 64, 64, false }, "SHA512" },
+    /* Legacy (RFC 4253 s6.4), only when asked for. */
+    { { "hmac-sha1-etm@openssh.com", 20, 20, true }, "SHA1" },
+    { { "hmac-sha1", 20, 20, false }, "SHA1" },
 };
 
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))
 
-/* OpenSSH 9's order. Nothing weaker than these is implemented. */
+/* OpenSSH 9's order. The legacy CBC ciphers and SHA-1 MACs are only in the
+ * "all" lists: a caller must name them ("+aes128-cbc") to use them. */
 const char sf_cipher_default_list[] = "chacha20-poly1305@openssh.com,"
                                       "aes128-gcm@openssh.com,aes256-gcm@openssh.com,"
                                       "aes128-ctr,aes192-ctr,aes256-ctr";
@@ -90,9 +100,11 @@ const char sf_mac_default_list[] = "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-
                                    "hmac-sha2-256,hmac-sha2-512";
 const char sf_cipher_all_list[] = "chacha20-poly1305@openssh.com,"
                                   "aes128-gcm@openssh.com,aes256-gcm@openssh.com,"
-                                  "aes128-ctr,aes192-ctr,aes256-ctr";
+                                  "aes128-ctr,aes192-ctr,aes256-ctr,"
+                                  "aes128-cbc,aes192-cbc,aes256-cbc";
 const char sf_mac_all_list[] = "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,"
-                               "hmac-sha2-256,hmac-sha2-512";
+                               "hmac-sha2-256,hmac-sha2-512,"
+                               "hmac-sha1-etm@openssh.com,hmac-sha1";
 
 struct sf_cipher {
     enum cipher_mode mode;
@@ -222,6 +234,10 @@ new_cipher_ctx(EVP_CIPHER_CTX **out, const char *name, const uint8_t *key, const
     }
     /* The context keeps its own reference to alg. */
     if (EVP_CipherInit_ex2(ctx, alg, key, iv, encrypt ? 1 : 0, NULL) != 1) {
+        goto out;
+    }
+    /* SSH pads packets itself; a CBC context must not hold back or add a block. */
+    if (EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
         goto out;
     }
     *out = ctx;

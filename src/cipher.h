@@ -10,7 +10,9 @@
  *   aes128-gcm@openssh.com, aes256-gcm@openssh.com (RFC 5647 as OpenSSH
  *       does it): length in clear as AAD, 12-byte IV whose last 8 bytes are
  *       an invocation counter incremented after every packet, 16-byte tag.
- *   aes128-ctr, aes192-ctr, aes256-ctr with a MAC:
+ *   aes128-ctr, aes192-ctr, aes256-ctr with a MAC (and, legacy, only when
+ *   a caller names them: aes128-cbc, aes192-cbc, aes256-cbc, whose chaining
+ *   runs across packets; MACs hmac-sha1 and hmac-sha1-etm@openssh.com):
  *       hmac-sha2-256 / hmac-sha2-512 (encrypt-and-MAC: whole packet
  *           encrypted, MAC = HMAC(key, uint32 seq || plaintext packet));
  *       hmac-sha2-256-etm@openssh.com / hmac-sha2-512-etm@openssh.com

@@ -5,7 +5,8 @@ known-answer vectors used by check/check_cipher.c.
 
 Owns: an independent model of every packet construction in src/cipher.c
 (chacha20-poly1305@openssh.com, aes{128,256}-gcm@openssh.com, aes{128,192,256}-ctr
-with hmac-sha2-{256,512}[-etm@openssh.com]) built from the python
+and, legacy, aes{128,192,256}-cbc, with hmac-sha2-{256,512}[-etm@openssh.com]
+and hmac-sha1[-etm@openssh.com]) built from the python
 `cryptography` package, plus pure-python ChaCha20 (original 64-bit nonce
 layout) and Poly1305 used to cross-check the chacha construction, and a
 CTR mode built from AES-ECB with an explicit 128-bit counter. Must never:
@@ -176,6 +177,25 @@ class CtrStream:
         return out
 
 
+class CbcStream:
+    """One direction's AES-CBC (legacy): the chaining continues across packets
+    (RFC 4253 s6.3), built from AES-ECB so it does not share code with the
+    library's EVP CBC."""
+
+    def __init__(self, key, iv):
+        self.ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        self.prev = iv
+
+    def xor(self, data):  # named like CtrStream.xor: "protect these bytes"
+        assert len(data) % 16 == 0
+        out = bytearray()
+        for off in range(0, len(data), 16):
+            blk = bytes(a ^ b for a, b in zip(data[off:off + 16], self.prev))
+            self.prev = self.ecb.update(blk)
+            out += self.prev
+        return bytes(out)
+
+
 # ---- packets ------------------------------------------------------------
 SEQS = [0xFFFFFFFE, 0xFFFFFFFF, 0x00000000, 0x00000001]  # wraps
 PAYLOAD_LENS = [3, 27, 300, 700]
@@ -228,6 +248,10 @@ CIPHERS = [
     ("aes128-ctr", 16, bytes.fromhex("00112233445566778899aabbfffffffa"), 16, "ctr"),
     ("aes192-ctr", 24, bytes.fromhex("fffffffffffffffffffffffffffffff9"), 16, "ctr"),
     ("aes256-ctr", 32, bytes.fromhex("0f0e0d0c0b0a09080706050403020100"), 16, "ctr"),
+    # legacy, opt-in only
+    ("aes128-cbc", 16, bytes.fromhex("000102030405060708090a0b0c0d0e0f"), 16, "cbc"),
+    ("aes192-cbc", 24, bytes.fromhex("f0e0d0c0b0a090807060504030201000"), 16, "cbc"),
+    ("aes256-cbc", 32, bytes.fromhex("5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"), 16, "cbc"),
 ]
 MACS = [
     # name, key_len, digest, etm
@@ -235,20 +259,23 @@ MACS = [
     ("hmac-sha2-512-etm@openssh.com", 64, "sha512", True),
     ("hmac-sha2-256", 32, "sha256", False),
     ("hmac-sha2-512", 64, "sha512", False),
+    # legacy, opt-in only
+    ("hmac-sha1-etm@openssh.com", 20, "sha1", True),
+    ("hmac-sha1", 20, "sha1", False),
 ]
 
 
 def combos():
     for ci, (cname, klen, iv, block, kind) in enumerate(CIPHERS):
-        macs = MACS if kind == "ctr" else [None]
+        macs = MACS if kind in ("ctr", "cbc") else [None]
         for mi, mac in enumerate(macs):
             salt = ci * 8 + mi
             key = pattern(klen, salt)
             mackey = pattern(mac[1], salt + 100) if mac else b""
-            excluded = kind != "ctr" or mac[3]
+            excluded = kind not in ("ctr", "cbc") or mac[3]
             pkts = []
             gcm_iv = iv
-            ctr = CtrStream(key, iv) if kind == "ctr" else None
+            ctr = CtrStream(key, iv) if kind == "ctr" else CbcStream(key, iv) if kind == "cbc" else None
             for k, (seq, plen) in enumerate(zip(SEQS, PAYLOAD_LENS)):
                 pkt, packet_length, pad = make_packet(k, plen, block, excluded)
                 if kind == "chacha":
