@@ -17,7 +17,8 @@ SF_SSH_KEYGEN=/usr/bin/ssh-keygen
 
 # Debian packages the build, the tests and the demo need.
 SF_DEPS=(build-essential cmake pkg-config libssl-dev openssl check openssh-server openssh-client
-         valgrind passwd coreutils util-linux)
+         valgrind passwd coreutils util-linux
+         dropbear-bin tinysshd python3 python3-paramiko python3-asyncssh ssh-audit)
 
 sf_log() { printf '==> %s\n' "$*"; }
 sf_warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -54,6 +55,10 @@ sf_install_deps() {
         return 0
     fi
     sf_log "installing: ${missing[*]}"
+    # tinysshd's package would enable a listener on port 22 of every address
+    # on a systemd machine; its unit skips itself when this file exists.
+    sf_sudo install -d -m 0755 /etc/tinyssh
+    sf_sudo touch /etc/tinyssh/disable_tinysshd
     if [ "$SF_APT_UPDATED" != 1 ]; then
         sf_sudo apt-get update
         SF_APT_UPDATED=1
