@@ -260,6 +260,11 @@ SSHFLOW_API void sshflow_config_free(sshflow_config *cfg);
  *                   they were added within a method. Default: as added.
  *   PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication
  *                   "yes"/"no": whether that method may be used (default yes).
+ *   Compression     "yes"/"no" (default no): yes offers zlib@openssh.com
+ *                   (starts after authentication), zlib and none, in that
+ *                   order. Worth it on slow links with compressible data;
+ *                   it costs CPU otherwise. sshflow_describe() then shows
+ *                   "comp=NAME".
  * Returns 0, or SSHFLOW_ERR_INVALID with err explaining. Never blocks.
  */
 SSHFLOW_API int sshflow_config_set(sshflow_config *cfg, const char *name, const char *value,

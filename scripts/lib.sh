@@ -16,7 +16,7 @@ SF_SSH=/usr/bin/ssh
 SF_SSH_KEYGEN=/usr/bin/ssh-keygen
 
 # Debian packages the build, the tests and the demo need.
-SF_DEPS=(build-essential cmake pkg-config libssl-dev openssl check openssh-server openssh-client
+SF_DEPS=(build-essential cmake pkg-config libssl-dev zlib1g-dev openssl check openssh-server openssh-client
          valgrind passwd coreutils util-linux
          dropbear-bin tinysshd python3 python3-paramiko python3-asyncssh ssh-audit)
 

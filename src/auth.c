@@ -157,6 +157,10 @@ static int await_result(struct sf_conn *c, struct auth_state *st, bool want60, s
             if ((r = sf_buf_expect_end(m)) != 0) {
                 return sf_conn_fail(c, r, "malformed USERAUTH_SUCCESS");
             }
+            /* Delayed compression starts now, before the next packet is decoded. */
+            if ((r = sf_kex_comp_authenticated(c)) != 0) {
+                return r;
+            }
             return 1;
         case SSH_MSG_USERAUTH_FAILURE: {
             struct sf_buf list;

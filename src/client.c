@@ -304,6 +304,18 @@ SSHFLOW_API int sshflow_config_set(sshflow_config *cfg, const char *name, const 
         snprintf(cfg->auth_order, sizeof(cfg->auth_order), "%s", value);
         return 0;
     }
+    if (strcasecmp(name, "Compression") == 0) {
+        /* OpenSSH's client option: yes offers zlib@openssh.com,zlib,none. */
+        if (strcasecmp(value, "yes") == 0) {
+            cfg->compression = true;
+        } else if (strcasecmp(value, "no") == 0) {
+            cfg->compression = false;
+        } else {
+            return sf_err_set(err, SF_ERR_INVALID, "Compression: expected yes or no, got \"%.32s\"",
+                              value);
+        }
+        return 0;
+    }
     bool *flag = NULL;
     if (strcasecmp(name, "PubkeyAuthentication") == 0) {
         flag = &cfg->no_pubkey;
@@ -367,7 +379,7 @@ SSHFLOW_API const char *sshflow_supported(const char *what)
         return supported_key;
     }
     if (strcasecmp(what, "compression") == 0) {
-        return "none";
+        return "none\nzlib@openssh.com\nzlib";
     }
     return NULL;
 }

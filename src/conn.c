@@ -654,6 +654,14 @@ int sf_conn_next(struct sf_conn *c, uint8_t *type, struct sf_buf *msg)
             if (r == SF_ERR_MAC) {
                 return sf_conn_fail_disconnect(c, SSH_DISCONNECT_MAC_ERROR, r, "packet %u failed authentication (corrupt or forged)", seq);
             }
+            if (c->tp.rxinflate_failed) {
+                const char *why = r == SF_ERR_TOO_LARGE
+                                      ? "its payload inflates beyond the packet limit"
+                                      : sf_err_str(r);
+                return sf_conn_fail_disconnect(c, SSH_DISCONNECT_PROTOCOL_ERROR, r,
+                                               "packet %u from the server does not decompress: %s",
+                                               seq, why);
+            }
             return sf_conn_fail_disconnect(c, SSH_DISCONNECT_PROTOCOL_ERROR, r, "bad packet from the server: %s", sf_err_str(r));
         }
         if (r == 0) {

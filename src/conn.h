@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "cipher.h"
+#include "compress.h"
 #include "flow.h"
 #include "kex.h"
 #include "key.h"
@@ -78,6 +79,8 @@ enum {
 
 #define SF_TX_MAX (SF_PACKET_MAX + 256) /* packet + tag */
 #define SF_RX_MAX (SF_PACKET_MAX + 256)
+/* Largest payload we send with compression on: its deflated form still fits a packet. */
+#define SF_TP_PLAIN_MAX (SF_PACKET_MAX - 4096)
 #define SF_CHAN_WINDOW (2 * 1024 * 1024) /* local window == ring capacity */
 #define SF_CHAN_MAXPKT (32 * 1024)       /* max data per packet we ask for */
 #define SF_CHAN_MAXPKT_MIN 256           /* smaller remote max packet is a protocol error */
@@ -92,6 +95,9 @@ struct sf_tp_dir {
     uint32_t seq;             /* sequence number of the next packet (wraps) */
     uint64_t bytes;           /* bytes since the last key exchange (rekey trigger) */
     uint64_t packets;         /* packets since the last key exchange */
+    int comp_alg;             /* SF_COMP_*: compression negotiated for the keys in use */
+    struct sf_comp *comp;     /* the running stream; NULL while not compressing (none,
+                                 or zlib@openssh.com before USERAUTH_SUCCESS) */
 };
 
 struct sf_tp {
@@ -105,6 +111,10 @@ struct sf_tp {
     size_t rxlen;     /* end of the valid bytes in rxbuf */
     size_t rxpkt;     /* length of the packet at rxbuf being decoded (0 = unknown) */
     bool rxpeeked;    /* sf_cipher_peek_len was done for the packet at rxbuf */
+    /* Compression (allocated when a direction starts compressing). */
+    uint8_t *txplain; /* with tx.comp: the payload before deflate (SF_TP_PLAIN_MAX) */
+    uint8_t *rxplain; /* with rx.comp: the inflated payload (SF_PACKET_MAX) */
+    bool rxinflate_failed; /* the last decode failed in inflation (for the message) */
 };
 
 SF_MUST_USE int sf_tp_init(struct sf_tp *tp);
@@ -133,6 +143,19 @@ void sf_tp_rx_commit(struct sf_tp *tp, size_t n);
  */
 SF_MUST_USE int sf_tp_decode(struct sf_tp *tp, struct sf_buf *payload);
 
+/*
+ * Compression of one direction (tx: under send_mu, rx: reader thread).
+ * start: from the next packet on, payloads are (de)compressed by a fresh
+ * stream (a running one is replaced: RFC 4253 s6.2 and OpenSSH start the
+ * context anew after each key exchange). stop: no compression from the
+ * next packet on. With compression on, a payload in the clear is at most
+ * SF_TP_PLAIN_MAX bytes when sent and SF_PACKET_MAX when received; a
+ * received payload inflating to more is SF_ERR_TOO_LARGE. Returns 0 or
+ * SF_ERR_NOMEM (nothing changed then).
+ */
+SF_MUST_USE int sf_tp_comp_start(struct sf_tp *tp, bool tx);
+void sf_tp_comp_stop(struct sf_tp *tp, bool tx);
+
 /* ------------------------------------------------------------------------ */
 /* Algorithms                                                               */
 /* ------------------------------------------------------------------------ */
@@ -150,6 +173,7 @@ struct sf_negotiated {
     char hostkey_alg[SF_NAME_MAX + 1];
     const struct sf_cipher_info *cipher_ctos, *cipher_stoc;
     const struct sf_mac_info *mac_ctos, *mac_stoc; /* NULL for AEAD */
+    int comp_ctos, comp_stoc; /* SF_COMP_* */
 };
 
 /* The options a connection uses (copied from sshflow_config). */
@@ -163,6 +187,7 @@ struct sshflow_config {
     size_t max_stderr;
     char auth_order[256];       /* PreferredAuthentications; "" = as the credentials were added */
     bool no_pubkey, no_password, no_kbdint; /* *Authentication no */
+    bool compression;           /* Compression yes: offer SF_COMP_YES_LIST, else "none" */
 };
 
 void sf_config_defaults(struct sshflow_config *cfg);
@@ -295,6 +320,9 @@ struct sf_conn {
     uint64_t hs_paused_ms;            /* mu: time spent in such callbacks (not counted
                                          against ConnectTimeout) */
     uint64_t kex_started_ms;          /* time of the last key exchange */
+    bool authed;                      /* USERAUTH_SUCCESS arrived: zlib@openssh.com
+                                         compresses from then on, and restarts with
+                                         every later NEWKEYS */
 
     /* --- protected by ctl_mu (never held across I/O) --- */
     pthread_mutex_t ctl_mu;
@@ -389,6 +417,13 @@ SF_MUST_USE int sf_kex_start(struct sf_conn *c);
 SF_MUST_USE int sf_kex_handle(struct sf_conn *c, uint8_t type, struct sf_buf *msg);
 /* True if a rekey is due (bytes, packets or time). Caller holds send_mu. */
 bool sf_kex_due(struct sf_conn *c);
+/*
+ * kexproto.c: USERAUTH_SUCCESS was just decoded (reader thread, before the
+ * next packet is): start delayed compression (zlib@openssh.com) in each
+ * direction that negotiated it, the send side under send_mu. Returns 0 or
+ * an error already recorded with sf_conn_fail.
+ */
+SF_MUST_USE int sf_kex_comp_authenticated(struct sf_conn *c);
 
 /* auth.c: user authentication on the reader thread during the handshake. */
 SF_MUST_USE int sf_auth_run(struct sf_conn *c);

@@ -3,11 +3,14 @@
  * negotiation, the method exchange (one round trip, or two for RFC 4419
  * group exchange: REQUEST 34 / GROUP 31, then INIT 32 / REPLY 33), exchange
  * hash, host key check, NEWKEYS, re-keying in both directions, and
- * OpenSSH's strict KEX.
+ * OpenSSH's strict KEX; and when compression runs: "zlib" from the NEWKEYS
+ * that negotiated it, "zlib@openssh.com" from USERAUTH_SUCCESS on (OpenSSH
+ * PROTOCOL s1.2), each restarted at every later NEWKEYS (RFC 4253 s6.2).
  *
  * Owns: the kex fields of struct sf_conn (reader-owned ones, and i_c /
- * kex_active / pending_tx under send_mu). Must never: send a non-kex
- * message, or hold mu while sending.
+ * kex_active / pending_tx under send_mu), and the switching of the
+ * transport's compression. Must never: send a non-kex message, or hold mu
+ * while sending.
  */
 #include "conn.h"
 #include "hostauth.h"
@@ -77,6 +80,58 @@ static int put_newkeys(void *arg, struct sf_buf *b)
     return sf_buf_put_u8(b, SSH_MSG_NEWKEYS);
 }
 
+/* The compression name-list we offer (both directions). */
+static const char *comp_list(const struct sf_conn *c)
+{
+    return c->cfg.compression ? SF_COMP_YES_LIST : SF_COMP_NO_LIST;
+}
+
+/*
+ * At a NEWKEYS in one direction (tx: our NEWKEYS just went out, send_mu
+ * held; rx: the server's just arrived): the keys now in use carry alg.
+ * zlib starts (anew) here; zlib@openssh.com too once authenticated, else at
+ * USERAUTH_SUCCESS; none stops.
+ */
+static int comp_switch(struct sf_conn *c, bool tx, int alg)
+{
+    struct sf_tp_dir *d = tx ? &c->tp.tx : &c->tp.rx;
+    int r;
+
+    d->comp_alg = alg;
+    if (alg == SF_COMP_ZLIB || (alg == SF_COMP_DELAYED && c->authed)) {
+        if ((r = sf_tp_comp_start(&c->tp, tx)) != 0) {
+            return r;
+        }
+        sf_log("compression %s on (%s)", tx ? "out" : "in", sf_comp_alg_name(alg));
+        return 0;
+    }
+    sf_tp_comp_stop(&c->tp, tx);
+    return 0;
+}
+
+int sf_kex_comp_authenticated(struct sf_conn *c)
+{
+    int r = 0;
+
+    c->authed = true;
+    /* The server compresses everything after its USERAUTH_SUCCESS. */
+    if (c->tp.rx.comp_alg == SF_COMP_DELAYED && c->tp.rx.comp == NULL) {
+        if ((r = comp_switch(c, false, SF_COMP_DELAYED)) != 0) {
+            return sf_conn_fail(c, r, "starting compression failed: %s", sf_err_str(r));
+        }
+    }
+    /* And inflates everything we send after we saw it. */
+    pthread_mutex_lock(&c->send_mu);
+    if (c->tp.tx.comp_alg == SF_COMP_DELAYED && c->tp.tx.comp == NULL) {
+        r = comp_switch(c, true, SF_COMP_DELAYED);
+    }
+    sf_conn_send_unlock(c);
+    if (r != 0) {
+        return sf_conn_fail(c, r, "starting compression failed: %s", sf_err_str(r));
+    }
+    return 0;
+}
+
 /* Build and send our KEXINIT; send_mu held. */
 int sf_kex_send_kexinit_locked(struct sf_conn *c)
 {
@@ -101,7 +156,7 @@ int sf_kex_send_kexinit_locked(struct sf_conn *c)
         (r = put_list(b, c->cfg.algs.cipher, NULL)) != 0 ||
         (r = put_list(b, c->cfg.algs.mac, NULL)) != 0 ||
         (r = put_list(b, c->cfg.algs.mac, NULL)) != 0 ||
-        (r = put_list(b, "none", NULL)) != 0 || (r = put_list(b, "none", NULL)) != 0 ||
+        (r = put_list(b, comp_list(c), NULL)) != 0 || (r = put_list(b, comp_list(c), NULL)) != 0 ||
         (r = put_list(b, "", NULL)) != 0 || (r = put_list(b, "", NULL)) != 0 ||
         (r = sf_buf_put_bool(b, false)) != 0 || (r = sf_buf_put_u32(b, 0)) != 0) {
         return r;
@@ -282,8 +337,14 @@ static int recv_kexinit(struct sf_conn *c, struct sf_buf *m)
                                     c->cfg.algs.mac, theirs);
             }
         }
-        if ((r = choose("none", &lists[6 + dir], cn)) != 0) {
-            return sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_NO_ALG, "server requires compression, which we do not support");
+        int *comp = dir == 0 ? &c->neg.comp_ctos : &c->neg.comp_stoc;
+        if ((r = choose(comp_list(c), &lists[6 + dir], cn)) != 0 ||
+            (*comp = sf_comp_alg_find(cn, strlen(cn))) < 0) {
+            describe_list(&lists[6 + dir], theirs, sizeof(theirs));
+            return sf_conn_fail_disconnect(c, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, SF_ERR_NO_ALG,
+                                "no compression algorithm in common; we offer %s, the server %s%s",
+                                comp_list(c), theirs,
+                                c->cfg.compression ? "" : " (set Compression yes?)");
         }
     }
     /* RFC 4253 s7: a wrong guess means the server's next packet is discarded. */
@@ -291,8 +352,10 @@ static int recv_kexinit(struct sf_conn *c, struct sf_buf *m)
                     !first_is(&lists[1], c->neg.hostkey_alg))) {
         c->skip_next = true;
     }
-    sf_log("kex: %s, host key %s, cipher %s, mac %s", c->neg.kex->name, c->neg.hostkey_alg,
-           c->neg.cipher_ctos->name, c->neg.mac_ctos != NULL ? c->neg.mac_ctos->name : "<implicit>");
+    sf_log("kex: %s, host key %s, cipher %s, mac %s, compression %s/%s", c->neg.kex->name,
+           c->neg.hostkey_alg, c->neg.cipher_ctos->name,
+           c->neg.mac_ctos != NULL ? c->neg.mac_ctos->name : "<implicit>",
+           sf_comp_alg_name(c->neg.comp_ctos), sf_comp_alg_name(c->neg.comp_stoc));
 
     /* Our KEXINIT (if the server started), then our method's first message. */
     pthread_mutex_lock(&c->send_mu);
@@ -528,12 +591,13 @@ static int recv_reply(struct sf_conn *c, struct sf_buf *m)
             c->tp.tx.packets = 0;
             c->kex_active = false;
             c->tx_rekeyable = true;
+            r = comp_switch(c, true, c->neg.comp_ctos);
         }
         pthread_cond_broadcast(&c->send_cv);
     }
     sf_conn_send_unlock(c);
     if (r != 0) {
-        r = sf_conn_fail(c, r, "sending NEWKEYS failed");
+        r = sf_conn_fail(c, r, "sending NEWKEYS failed: %s", sf_err_str(r));
         goto out;
     }
     sf_cipher_free(c->pending_rx);
@@ -565,6 +629,9 @@ static int recv_newkeys(struct sf_conn *c, struct sf_buf *m)
     }
     c->tp.rx.bytes = 0;
     c->tp.rx.packets = 0;
+    if ((r = comp_switch(c, false, c->neg.comp_stoc)) != 0) {
+        return sf_conn_fail(c, r, "starting compression failed: %s", sf_err_str(r));
+    }
     c->kex_wait = 0;
     c->srv_kexinit = false;
     c->initial_kex = false;
@@ -576,10 +643,20 @@ static int recv_newkeys(struct sf_conn *c, struct sf_buf *m)
     c->kex_done++;
     c->kex_done_ms = c->kex_started_ms;
     pthread_cond_broadcast(&c->helper_cv);
-    snprintf(c->desc, sizeof(c->desc), "kex=%s hostkey=%s cipher=%s mac=%s%s", c->neg.kex->name,
+    /* comp= only when negotiated: "NAME", or "CTOS/STOC" if they differ. */
+    char comp[2 * SF_NAME_MAX + 8] = "";
+    if (c->neg.comp_ctos != SF_COMP_NONE || c->neg.comp_stoc != SF_COMP_NONE) {
+        if (c->neg.comp_ctos == c->neg.comp_stoc) {
+            snprintf(comp, sizeof(comp), " comp=%s", sf_comp_alg_name(c->neg.comp_ctos));
+        } else {
+            snprintf(comp, sizeof(comp), " comp=%s/%s", sf_comp_alg_name(c->neg.comp_ctos),
+                     sf_comp_alg_name(c->neg.comp_stoc));
+        }
+    }
+    snprintf(c->desc, sizeof(c->desc), "kex=%s hostkey=%s cipher=%s mac=%s%s%s", c->neg.kex->name,
              c->neg.hostkey_alg, c->neg.cipher_ctos->name,
              c->neg.mac_ctos != NULL ? c->neg.mac_ctos->name : "implicit",
-             c->strict ? " strict-kex" : "");
+             c->strict ? " strict-kex" : "", comp);
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     sf_log("key exchange %u complete", c->kex_done);

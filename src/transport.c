@@ -2,9 +2,12 @@
  * src/transport.c -- the binary packet protocol (RFC 4253 s6): framing,
  * padding, sequence numbers, and handing packets to the cipher.
  *
- * Owns: the tx and rx packet buffers of one connection. Must never: do I/O,
- * take locks, or interpret payloads. It is pure: bytes in, packets out;
- * payloads in, bytes out. The connection (conn.c) wraps it with threads.
+ * Owns: the tx and rx packet buffers of one connection, and the per-direction
+ * compression streams (RFC 4253 s6.2: the payload alone is compressed, before
+ * padding and sealing; inflated after opening). Must never: do I/O, take
+ * locks, interpret payloads, or decide when compression starts (kexproto.c).
+ * It is pure: bytes in, packets out; payloads in, bytes out. The connection
+ * (conn.c) wraps it with threads.
  */
 #include "conn.h"
 
@@ -13,6 +16,10 @@
 #include <openssl/rand.h>
 
 #define TP_HDR 5 /* uint32 packet_length + byte padding_length */
+/* Payload room in the tx buffer: the header before, the largest padding after. */
+#define TP_PAYLOAD_ROOM (SF_PACKET_MAX - TP_HDR - 255)
+_Static_assert(SF_COMP_BOUND(SF_TP_PLAIN_MAX) <= TP_PAYLOAD_ROOM,
+               "a deflated payload must fit where a plain one goes");
 
 int sf_tp_init(struct sf_tp *tp)
 {
@@ -30,15 +37,49 @@ void sf_tp_free(struct sf_tp *tp)
 {
     sf_cipher_free(tp->tx.cipher);
     sf_cipher_free(tp->rx.cipher);
+    sf_comp_free(tp->tx.comp);
+    sf_comp_free(tp->rx.comp);
+    sf_freezero(tp->txplain, SF_TP_PLAIN_MAX);
+    sf_freezero(tp->rxplain, SF_PACKET_MAX);
     sf_freezero(tp->txbuf, SF_TX_MAX);
     sf_freezero(tp->rxbuf, SF_RX_MAX);
     memset(tp, 0, sizeof(*tp));
 }
 
+int sf_tp_comp_start(struct sf_tp *tp, bool tx)
+{
+    struct sf_tp_dir *d = tx ? &tp->tx : &tp->rx;
+    uint8_t **plain = tx ? &tp->txplain : &tp->rxplain;
+    struct sf_comp *z = NULL;
+    int r;
+
+    if ((r = sf_comp_new(&z, tx)) != 0) {
+        return r;
+    }
+    if (*plain == NULL && (*plain = sf_alloc(tx ? SF_TP_PLAIN_MAX : SF_PACKET_MAX)) == NULL) {
+        sf_comp_free(z);
+        return SF_ERR_NOMEM;
+    }
+    sf_comp_free(d->comp);
+    d->comp = z;
+    return 0;
+}
+
+void sf_tp_comp_stop(struct sf_tp *tp, bool tx)
+{
+    struct sf_tp_dir *d = tx ? &tp->tx : &tp->rx;
+    sf_comp_free(d->comp);
+    d->comp = NULL;
+}
+
 void sf_tp_begin(struct sf_tp *tp, struct sf_buf *payload)
 {
-    /* Leave room for the header before and the largest padding + tag after. */
-    sf_buf_init_mem(payload, tp->txbuf + TP_HDR, SF_PACKET_MAX - TP_HDR - 255);
+    /* With compression the payload is built aside and deflated into place by finish. */
+    if (tp->tx.comp != NULL) {
+        sf_buf_init_mem(payload, tp->txplain, SF_TP_PLAIN_MAX);
+        return;
+    }
+    sf_buf_init_mem(payload, tp->txbuf + TP_HDR, TP_PAYLOAD_ROOM);
 }
 
 int sf_tp_finish(struct sf_tp *tp, struct sf_buf *payload, const uint8_t **wire,
@@ -52,7 +93,19 @@ int sf_tp_finish(struct sf_tp *tp, struct sf_buf *payload, const uint8_t **wire,
 
     *wire = NULL;
     *wirelen = 0;
-    SF_ASSERT(sf_buf_ptr(payload) == tp->txbuf + TP_HDR);
+    if (d->comp != NULL) {
+        /* RFC 4253 s6.2: only the payload is compressed; length, padding
+         * and MAC cover the compressed form. */
+        SF_ASSERT(sf_buf_ptr(payload) == tp->txplain);
+        r = sf_comp_deflate(d->comp, tp->txplain, plen, tp->txbuf + TP_HDR, TP_PAYLOAD_ROOM,
+                            &plen);
+        sf_wipe(tp->txplain, sf_buf_len(payload)); /* may hold a password (zlib before auth) */
+        if (r != 0) {
+            return r;
+        }
+    } else {
+        SF_ASSERT(sf_buf_ptr(payload) == tp->txbuf + TP_HDR);
+    }
     if (d->cipher != NULL) {
         block = SF_MAX(sf_cipher_block_len(d->cipher), (size_t)8);
         taglen = sf_cipher_tag_len(d->cipher);
@@ -131,6 +184,7 @@ int sf_tp_decode(struct sf_tp *tp, struct sf_buf *payload)
     size_t avail;
 
     drop_consumed(tp);
+    tp->rxinflate_failed = false;
     pkt = tp->rxbuf + tp->rxoff;
     avail = tp->rxlen - tp->rxoff;
     if (d->cipher != NULL) {
@@ -179,7 +233,18 @@ int sf_tp_decode(struct sf_tp *tp, struct sf_buf *payload)
     if (plen == 0) {
         return SF_ERR_BAD_FORMAT; /* every message has a type byte */
     }
-    sf_buf_init_view(payload, pkt + TP_HDR, plen);
+    if (d->comp != NULL) {
+        /* Bounded: a payload inflating beyond SF_PACKET_MAX is refused, not buffered. */
+        size_t n = 0;
+        if ((r = sf_comp_inflate(d->comp, pkt + TP_HDR, plen, tp->rxplain, SF_PACKET_MAX,
+                                 &n)) != 0) {
+            tp->rxinflate_failed = true;
+            return r;
+        }
+        sf_buf_init_view(payload, tp->rxplain, n);
+    } else {
+        sf_buf_init_view(payload, pkt + TP_HDR, plen);
+    }
     tp->rxpeeked = false; /* rxpkt stays: dropped on the next call */
     d->seq++;
     d->packets++;

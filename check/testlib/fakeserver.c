@@ -98,6 +98,8 @@ struct fs {
     size_t sid_len;
     const struct sf_cipher_info *ci_ctos, *ci_stoc;
     const struct sf_mac_info *mi_ctos, *mi_stoc;
+    int comp_ctos, comp_stoc; /* SF_COMP_* agreed in the current exchange */
+    bool authed;              /* USERAUTH_SUCCESS sent: zlib@openssh.com runs */
     const struct fs_kexm *km; /* the key exchange method of the current exchange */
 
     /* Received messages. */
@@ -445,6 +447,108 @@ int fs_send(struct fs *fs, const void *payload, size_t len)
     return fs_send_raw(fs, wire, wirelen);
 }
 
+/*
+ * At our NEWKEYS (tx) or the client's (rx): the agreed compression of that
+ * direction starts anew (zlib; zlib@openssh.com once authenticated) or stops.
+ */
+static int comp_switch(struct fs *fs, bool tx)
+{
+    struct sf_tp_dir *d = tx ? &fs->tp.tx : &fs->tp.rx;
+    d->comp_alg = tx ? fs->comp_stoc : fs->comp_ctos;
+    if (d->comp_alg == SF_COMP_ZLIB || (d->comp_alg == SF_COMP_DELAYED && fs->authed)) {
+        if (sf_tp_comp_start(&fs->tp, tx) != 0) {
+            return fs_fail(fs, "fake server: starting compression failed");
+        }
+        return 0;
+    }
+    sf_tp_comp_stop(&fs->tp, tx);
+    return 0;
+}
+
+/* After our USERAUTH_SUCCESS: delayed compression starts both ways. */
+static int comp_authed(struct fs *fs)
+{
+    fs->authed = true;
+    for (int tx = 0; tx < 2; tx++) {
+        struct sf_tp_dir *d = tx ? &fs->tp.tx : &fs->tp.rx;
+        if (d->comp_alg == SF_COMP_DELAYED && d->comp == NULL &&
+            sf_tp_comp_start(&fs->tp, tx != 0) != 0) {
+            return fs_fail(fs, "fake server: starting compression failed");
+        }
+    }
+    return 0;
+}
+
+/* Build one packet and append its wire bytes to out[*len..cap). */
+static int append_packet(struct fs *fs, const uint8_t *payload, size_t n, uint8_t *out,
+                         size_t *len, size_t cap)
+{
+    struct sf_buf b;
+    const uint8_t *wire = NULL;
+    size_t wl = 0;
+    int r;
+
+    sf_tp_begin(&fs->tp, &b);
+    if ((r = sf_buf_put_bytes(&b, payload, n)) != 0 ||
+        (r = sf_tp_finish(&fs->tp, &b, &wire, &wl)) != 0 || wl > cap - *len) {
+        return fs_fail(fs, "fake server: building a packet failed");
+    }
+    memcpy(out + *len, wire, wl);
+    *len += wl;
+    fs->sent++;
+    return 0;
+}
+
+/* script.success_burst: SUCCESS, then IGNORE and a global request, in one write. */
+static int send_success_burst(struct fs *fs)
+{
+    static const uint8_t success[] = {SSH_MSG_USERAUTH_SUCCESS};
+    static const uint8_t ignore[] = {SSH_MSG_IGNORE, 0, 0, 0, 5, 'b', 'u', 'r', 's', 't'};
+    static const uint8_t greq[] = {SSH_MSG_GLOBAL_REQUEST, 0, 0, 0, 10, 'b', 'u', 'r', 's', 't',
+                                   '@', 't', 'e', 's', 't', 1};
+    uint8_t buf[1024];
+    size_t len = 0;
+
+    if (append_packet(fs, success, sizeof(success), buf, &len, sizeof(buf)) != 0 ||
+        comp_authed(fs) != 0 ||
+        append_packet(fs, ignore, sizeof(ignore), buf, &len, sizeof(buf)) != 0 ||
+        append_packet(fs, greq, sizeof(greq), buf, &len, sizeof(buf)) != 0) {
+        return -1;
+    }
+    return fs_send_raw(fs, buf, len);
+}
+
+int fs_send_inflating_zeros(struct fs *fs, size_t n)
+{
+    static const uint8_t zeros[64 * 1024];
+    struct sf_comp *z = fs->tp.tx.comp;
+    size_t cap = n / 128 + 2 * sf_comp_bound(sizeof(zeros)), len = 0;
+    uint8_t *out = NULL;
+    int r = -1;
+
+    if (z == NULL || (out = malloc(cap)) == NULL) {
+        return fs_fail(fs, "fake server: no compression running (or out of memory)");
+    }
+    /* Each piece ends with a partial flush; together they are one payload. */
+    while (n > 0) {
+        size_t k = SF_MIN(n, sizeof(zeros)), w = 0;
+        if (cap - len < sf_comp_bound(k) ||
+            sf_comp_deflate(z, zeros, k, out + len, cap - len, &w) != 0) {
+            fs_fail(fs, "fake server: deflating the zeros failed");
+            goto out;
+        }
+        len += w;
+        n -= k;
+    }
+    /* Sent as is: the payload is deflate data already. */
+    fs->tp.tx.comp = NULL;
+    r = fs_send(fs, out, len);
+    fs->tp.tx.comp = z;
+out:
+    free(out);
+    return r;
+}
+
 /* Keep a copy of the last message (the packet layer's view is short-lived). */
 static int keep_current(struct fs *fs, const struct sf_buf *p)
 {
@@ -684,6 +788,7 @@ static int build_kexinit(const struct fs_script *sc, bool initial, const char *h
     uint8_t cookie[16];
     const char *ciphers = sc->ciphers != NULL ? sc->ciphers : sf_cipher_all_list;
     const char *macs = sc->macs != NULL ? sc->macs : sf_mac_all_list;
+    const char *comps = sc->compression != NULL ? sc->compression : "none";
     int r;
 
     if (RAND_bytes(cookie, sizeof(cookie)) != 1) {
@@ -695,8 +800,8 @@ static int build_kexinit(const struct fs_script *sc, bool initial, const char *h
                       initial && !sc->no_strict ? FS_STRICT_S : NULL)) != 0 ||
         (r = put_list(b, hk_algs, NULL)) != 0 || (r = put_list(b, ciphers, NULL)) != 0 ||
         (r = put_list(b, ciphers, NULL)) != 0 || (r = put_list(b, macs, NULL)) != 0 ||
-        (r = put_list(b, macs, NULL)) != 0 || (r = put_list(b, "none", NULL)) != 0 ||
-        (r = put_list(b, "none", NULL)) != 0 || (r = put_list(b, "", NULL)) != 0 ||
+        (r = put_list(b, macs, NULL)) != 0 || (r = put_list(b, comps, NULL)) != 0 ||
+        (r = put_list(b, comps, NULL)) != 0 || (r = put_list(b, "", NULL)) != 0 ||
         (r = put_list(b, "", NULL)) != 0 ||
         (r = sf_buf_put_bool(b, sc->kex_follows && initial)) != 0 ||
         (r = sf_buf_put_u32(b, 0)) != 0) {
@@ -861,8 +966,14 @@ static int kex_negotiate(struct fs *fs, char *kexname, size_t kexsz)
                 snprintf(fs->seen.mac, sizeof(fs->seen.mac), "%s", name);
             }
         }
-        if (!pick(&lists[6 + dir], "none", name, sizeof(name))) {
-            return fs_fail(fs, "the client wants compression");
+        const char *comps = fs->sc.compression != NULL ? fs->sc.compression : "none";
+        int *comp = dir == 0 ? &fs->comp_ctos : &fs->comp_stoc;
+        if (!pick(&lists[6 + dir], comps, name, sizeof(name)) ||
+            (*comp = sf_comp_alg_find(name, strlen(name))) < 0) {
+            return fs_fail(fs, "no compression in common");
+        }
+        if (dir == 0) {
+            snprintf(fs->seen.comp, sizeof(fs->seen.comp), "%s", name);
         }
     }
     return 0;
@@ -1348,6 +1459,9 @@ static int kex_run(struct fs *fs, bool have_client)
     if (fs->strict) {
         fs->tp.tx.seq = 0; /* PROTOCOL s1.10 b */
     }
+    if (comp_switch(fs, true) != 0) {
+        goto out;
+    }
     if (kex_wait(fs, SSH_MSG_NEWKEYS) != 0) {
         goto out;
     }
@@ -1359,6 +1473,9 @@ static int kex_run(struct fs *fs, bool have_client)
     rx = NULL;
     if (fs->strict) {
         fs->tp.rx.seq = 0;
+    }
+    if (comp_switch(fs, false) != 0) {
+        goto out;
     }
     fs->client_in_kex = false;
     fs->in_kex = false;
@@ -2000,8 +2117,14 @@ static int auth(struct fs *fs)
         sf_buf_init_mem(&b, fs->scratch, FS_SCRATCH);
         if (accept) {
             fs->seen.auth_ok = true;
+            if (fs->sc.success_burst) {
+                return send_success_burst(fs);
+            }
             r = sf_buf_put_u8(&b, SSH_MSG_USERAUTH_SUCCESS);
-            return send_buf(fs, &b, r);
+            if (send_buf(fs, &b, r) != 0) {
+                return -1;
+            }
+            return comp_authed(fs);
         }
         /* RFC 4252 s5.1: name-list methods, boolean partial success */
         if ((r = sf_buf_put_u8(&b, SSH_MSG_USERAUTH_FAILURE)) == 0 &&

@@ -94,6 +94,14 @@ struct fs_script {
     const char *macs;
     bool kex_follows; /* first_kex_packet_follows = 1, then a junk "guessed" packet */
     bool no_ext_info; /* do not send EXT_INFO even if the client asks */
+    /* Compression methods offered, both directions (NULL: "none"). We compress
+     * as agreed: zlib from NEWKEYS, zlib@openssh.com from our USERAUTH_SUCCESS,
+     * each restarted at every NEWKEYS (RFC 4253 s6.2, as OpenSSH does). */
+    const char *compression;
+    /* USERAUTH_SUCCESS, IGNORE and a global request (want reply) in one write:
+     * with delayed compression the last two are compressed, and the client
+     * must switch between bytes that arrive together. */
+    bool success_burst;
 
     /* Faults on our outgoing packets; n counts every packet we send, from 1. */
     unsigned corrupt_packet;  /* flip the last wire byte of packet n (the MAC/tag) */
@@ -163,6 +171,7 @@ struct fs_seen {
     bool client_ext_info;                               /* ext-info-c offered */
     bool client_kexinit_first;                          /* its KEXINIT was its first packet */
     char cipher[SF_NAME_MAX + 1], mac[SF_NAME_MAX + 1]; /* negotiated client-to-server */
+    char comp[SF_NAME_MAX + 1];                         /* compression, client-to-server */
     char kex[SF_NAME_MAX + 1];                          /* key exchange method, last exchange */
     unsigned gex_requests;                              /* GEX_REQUESTs received */
     uint32_t gex_min, gex_n, gex_max;                   /* the last one's sizes */
@@ -237,6 +246,12 @@ int fs_wait_poke(struct fs *fs, unsigned n);
 int fs_send(struct fs *fs, const void *payload, size_t len);
 /* Send raw bytes on the socket, outside the packet layer. */
 int fs_send_raw(struct fs *fs, const void *p, size_t n);
+/*
+ * With our compression running: one packet whose payload inflates to n zero
+ * bytes, deflated on our stream (a zlib bomb when n > SF_PACKET_MAX). -1
+ * if compression is not running.
+ */
+int fs_send_inflating_zeros(struct fs *fs, size_t n);
 /* Sequence number our next packet will have. */
 uint32_t fs_tx_seq(const struct fs *fs);
 /* The client's channel id (recipient of what we send) and ours. */
