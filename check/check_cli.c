@@ -210,6 +210,10 @@ START_TEST(test_cli_query)
     const char *a4[] = {"-Q", "key", NULL};
     ck_assert_int_eq(run_cli(NULL, a4, out, errb), 0);
     ck_assert_msg(strstr(out, "ssh-ed25519") != NULL, "-Q key: %s", out);
+    const char *a6[] = {"-Q", "compression", NULL};
+    ck_assert_int_eq(run_cli(NULL, a6, out, errb), 0);
+    ck_assert_msg(strstr(out, "zlib@openssh.com\n") != NULL && strstr(out, "none\n") != NULL,
+                  "-Q compression: %s", out);
     const char *a5[] = {"-Q", "nonsense", NULL};
     ck_assert_int_eq(run_cli(NULL, a5, out, errb), 255);
     ck_assert_msg(strstr(errb, "nonsense") != NULL, "names the bad query: %s", errb);
@@ -389,6 +393,18 @@ START_TEST(test_cli_repeated_identities)
 }
 END_TEST
 
+START_TEST(test_cli_compression)
+{
+    NEED_SERVER();
+    const char *args[] = {"-C", "-v", "-p", portstr, "-o", kh_opt, "-i", srv.userkey_ed25519, "-o",
+                          "BatchMode=yes", "127.0.0.1", "echo", "zip-ok", NULL};
+    int rc = run_cli(NULL, args, out, errb);
+    ck_assert_msg(rc == 0, "exit %d, stderr: %s", rc, errb);
+    ck_assert_str_eq(out, "zip-ok\n");
+    ck_assert_msg(strstr(errb, "zlib@openssh.com") != NULL, "-v shows compression: %s", errb);
+}
+END_TEST
+
 START_TEST(test_cli_preferred_authentications)
 {
     NEED_SERVER();
@@ -557,6 +573,7 @@ static Suite *cli_suite(void)
     tcase_add_test(ta, test_cli_identity_passphrase_askpass);
     tcase_add_test(ta, test_cli_repeated_identities);
     tcase_add_test(ta, test_cli_preferred_authentications);
+    tcase_add_test(ta, test_cli_compression);
     tcase_add_test(ta, test_cli_identity_agent);
     suite_add_tcase(s, ta);
 

@@ -157,6 +157,7 @@ enum opt_id {
     OPT_KBDINTERACTIVEAUTHENTICATION,
     OPT_PUBKEYAUTHENTICATION,
     OPT_NUMBEROFPASSWORDPROMPTS,
+    OPT_COMPRESSION,
     OPT_COUNT,
 };
 
@@ -186,6 +187,7 @@ static const struct {
     {"KbdInteractiveAuthentication", OPT_KBDINTERACTIVEAUTHENTICATION, true},
     {"PubkeyAuthentication", OPT_PUBKEYAUTHENTICATION, true},
     {"NumberOfPasswordPrompts", OPT_NUMBEROFPASSWORDPROMPTS, false},
+    {"Compression", OPT_COMPRESSION, true},
 };
 
 struct cli {
@@ -218,7 +220,7 @@ struct cli {
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: sshflow [-hsTtVv] [-i identity] [-l user] [-o option=value] [-p port]\n"
+    fprintf(fp, "usage: sshflow [-ChsTtVv] [-i identity] [-l user] [-o option=value] [-p port]\n"
                 "               [-Q query] destination [command ...]\n"
                 "\n"
                 "  destination     [user@]host; host is a name, an IPv4 address or an IPv6\n"
@@ -238,9 +240,12 @@ static void usage(FILE *fp)
                 "                  none, SSH_AUTH_SOCK, $VAR), PreferredAuthentications,\n"
                 "                  PubkeyAuthentication, PasswordAuthentication,\n"
                 "                  KbdInteractiveAuthentication, NumberOfPasswordPrompts,\n"
+                "                  Compression,\n"
                 "                  LogLevel (ignored)\n"
+                "  -C              compress (zlib@openssh.com or zlib; as -o Compression=yes)\n"
                 "  -p port         port to connect to (default 22)\n"
-                "  -Q query        list supported algorithms: kex, cipher, mac, key\n"
+                "  -Q query        list supported algorithms: kex, cipher, mac, key,\n"
+                "                  compression\n"
                 "  -s              command is a subsystem name (e.g. sftp)\n"
                 "  -t              force a pseudo-terminal (even if stdin is not a terminal)\n"
                 "  -T              no pseudo-terminal\n"
@@ -533,6 +538,7 @@ static int apply_option(struct cli *c, const char *arg)
         break;
     }
     case OPT_PREFERREDAUTHENTICATIONS:
+    case OPT_COMPRESSION:
     case OPT_CIPHERS:
     case OPT_KEXALGORITHMS:
     case OPT_HOSTKEYALGORITHMS:
@@ -703,6 +709,11 @@ static enum parse_result parse_args(struct cli *c, int argc, char **argv)
                     }
                     goto next_arg; /* the rest of this word was the value */
                 }
+                case 'C':
+                    if (apply_option(c, "Compression=yes") != 0) {
+                        return PARSE_EXIT_FAIL;
+                    }
+                    break;
                 case 't':
                     c->tty = TTY_FORCE;
                     break;

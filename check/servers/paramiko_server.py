@@ -89,7 +89,34 @@ def pump_out(src, send):
         pass
 
 
+# paramiko sends CHANNEL_SUCCESS for an exec request only after
+# check_channel_exec_request returned; a quick command started from it could
+# close the channel before that reply. Remember when each reply is out, and
+# start the command only then.
+_replied = {}
+_replied_lock = threading.Lock()
+
+
+def _reply_event(key):
+    with _replied_lock:
+        return _replied.setdefault(key, threading.Event())
+
+
+_orig_send_user_message = paramiko.Transport._send_user_message
+
+
+def _send_user_message(self, m):
+    _orig_send_user_message(self, m)
+    b = m.asbytes()
+    if len(b) >= 5 and b[0] == 99:  # SSH_MSG_CHANNEL_SUCCESS, uint32 recipient channel
+        _reply_event((id(self), int.from_bytes(b[1:5], "big"))).set()
+
+
+paramiko.Transport._send_user_message = _send_user_message
+
+
 def run_exec(chan, command):
+    _reply_event((id(chan.get_transport()), chan.remote_chanid)).wait(20)
     proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     tin = threading.Thread(target=pump_in, args=(chan, proc), daemon=True)
