@@ -35,6 +35,7 @@
 
 #include "agent.h"
 #include "buf.h"
+#include "compress.h"
 #include "cert.h"
 #include "conn.h"
 #include "kex.h"
@@ -941,6 +942,42 @@ fuzz_kex(const uint8_t *d, size_t n)
 }
 
 /* ------------------------------------------------------------------------ */
+/* zlib: one inflating stream fed packet after packet                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Input: a sequence of (u16 big-endian length, that many bytes) packets fed
+ * to one receive stream, as a peer's compressed payloads would be. The
+ * output bound is small so that "inflates beyond the limit" is reached.
+ */
+static void fuzz_zlib(const uint8_t *d, size_t n)
+{
+    static uint8_t out[4096];
+    struct sf_comp *z = NULL;
+    size_t off = 0;
+
+    if (sf_comp_new(&z, false) != 0) {
+        return;
+    }
+    while (off + 2 <= n) {
+        size_t len = ((size_t)d[off] << 8) | d[off + 1];
+        off += 2;
+        if (len > n - off) {
+            len = n - off;
+        }
+        size_t got = 0;
+        if (len == 0 || sf_comp_inflate(z, d + off, len, out, sizeof(out), &got) != 0) {
+            break;
+        }
+        if (got == 0 || got > sizeof(out)) {
+            abort(); /* the contract: a payload is never empty and never over max */
+        }
+        off += len;
+    }
+    sf_comp_free(z);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Dispatch                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -963,6 +1000,7 @@ static const struct target targets[] = {
     { "sntrup761", fuzz_sntrup },      /* 9 */
     { "mlkem768", fuzz_mlkem },        /* 10 */
     { "kex", fuzz_kex },               /* 11 */
+    { "zlib", fuzz_zlib },             /* 12 */
 };
 #define NTARGETS (sizeof(targets) / sizeof(targets[0]))
 
