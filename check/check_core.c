@@ -694,6 +694,66 @@ START_TEST(test_core_keepalive_requests)
 }
 END_TEST
 
+/*
+ * paramiko starts the command before it replies to the exec request: a quick
+ * command's output, exit status, EOF and CLOSE can all arrive before the
+ * reply (or instead of it, if the server then drops the reply for the closed
+ * channel). The command evidently ran: that is not a refusal.
+ */
+static enum fs_action hook_close_before_reply(struct fs *fs, enum fs_point at, void *user)
+{
+    (void)user;
+    if (at != FS_AT_REQUEST) {
+        return FS_GO;
+    }
+    if (fs_data(fs, "quick\n", 6) != 0 || fs_exit_status(fs, 3) != 0 || fs_eof(fs) != 0 ||
+        fs_close(fs) != 0) {
+        return FS_DROP;
+    }
+    return FS_SKIP; /* and no reply at all */
+}
+
+/* The session after that: wait for the client's CLOSE. */
+static int session_await_close(struct fs *fs, void *user)
+{
+    uint8_t t = 0;
+    struct sf_buf m;
+    (void)user;
+    while (fs_recv(fs, &t, &m) == 0) {
+        if (t == SSH_MSG_CHANNEL_CLOSE) {
+            return 0;
+        }
+    }
+    return fs_fail(fs, "no CLOSE from the client");
+}
+
+START_TEST(test_core_exec_closed_before_reply)
+{
+    struct fs_script sc;
+    struct fs_client o;
+    ct_script_init(&sc);
+    ct_client_init(&o);
+    sc.hook = hook_close_before_reply;
+    sc.session = session_await_close;
+    struct fs *fs = fs_start(&sc);
+    ck_assert_ptr_nonnull(fs);
+    sshflow_flow *f = connect_ok(fs, &o);
+    size_t n = 0;
+    uint8_t *out = read_to_eof(f, &n);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_mem_eq(out, "quick\n", 6);
+    free(out);
+    close_ok(f);
+    sshflow_exit ex;
+    ck_assert_int_eq(sshflow_exit_info(f, &ex), 0);
+    ck_assert_int_eq(ex.kind, SSHFLOW_EXIT_STATUS);
+    ck_assert_uint_eq(ex.status, 3);
+    sshflow_free(f);
+    server_ok(fs);
+    fs_free(fs);
+}
+END_TEST
+
 /* A global request during authentication (OpenSSH sends hostkeys-00 there). */
 static enum fs_action hook_global_at_open(struct fs *fs, enum fs_point at, void *user)
 {
@@ -1676,6 +1736,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_core_client_reopens_window);
     tcase_add_test(tc, test_core_keepalive_requests);
     tcase_add_test(tc, test_core_global_request_in_handshake);
+    tcase_add_test(tc, test_core_exec_closed_before_reply);
     tcase_add_loop_test(tc, test_core_unimplemented_seq, 0, (int)sizeof(unknown_types));
     tcase_add_loop_test(tc, test_core_unimplemented_connection_range, 0,
                         (int)sizeof(unassigned_conn_types));

@@ -173,12 +173,17 @@ static int chan_request(struct sf_conn *c, const char *type, bool want,
         bool answered = ch->req_success != before_ok || ch->req_failure != before_fail;
         bool ok = ch->req_success != before_ok;
         bool dead = ch->close_rcvd;
+        /* Some servers (paramiko) start the command before they send the reply, and a
+         * quick command's output, exit status and CLOSE can overtake it: a command that
+         * produced output or an exit status was evidently started. */
+        bool ran = ch->eof_rcvd || ch->exit.kind != SSHFLOW_EXIT_NONE ||
+                   sf_ring_len(&ch->data) > 0 || sf_ring_len(&ch->ext) > 0;
         pthread_mutex_unlock(&c->mu);
         if (answered) {
             return ok ? 1 : 0;
         }
         if (dead) {
-            return 0;
+            return ran ? 1 : 0;
         }
         if ((r = sf_chan_pump(c)) < 0) {
             return r;
