@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "sshd.h"
+#include "testutil.h"
 
 #define SSH_AUDIT_PATH "/usr/bin/ssh-audit"
 #define AUDIT_TIMEOUT "20"        /* seconds ssh-audit waits for a client */
@@ -47,50 +48,6 @@
 #define REPORT_MAX (256 * 1024)
 #define DOC_MAX (256 * 1024)
 #define FINDINGS_MAX 256
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static ssize_t
-read_file(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t off = 0;
-
-    buf[0] = '\0';
-    if (fd < 0) {
-        return -1;
-    }
-    while (off + 1 < cap) {
-        ssize_t n = read(fd, buf + off, cap - 1 - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        off += (size_t) n;
-    }
-    close(fd);
-    buf[off] = '\0';
-    return (ssize_t) off;
-}
 
 /* Directory of this program (where the build puts the CLI, and our report). */
 static void
@@ -222,7 +179,7 @@ port_listening(int port)
     static char text[REPORT_MAX];
     const char *p = text;
 
-    if (read_file("/proc/net/tcp", text, sizeof(text)) <= 0) {
+    if (sf_test_read_file("/proc/net/tcp", text, sizeof(text)) <= 0) {
         return false;
     }
     /* "  0: 00000000:1F90 00000000:0000 0A ...": local port, state 0A = LISTEN */
@@ -245,13 +202,13 @@ port_listening(int port)
 static void
 read_all(int fd, char *buf, size_t cap, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = sf_test_now_ms() + timeout_ms;
     size_t off = 0;
 
     buf[0] = '\0';
     while (off + 1 < cap) {
         struct pollfd pfd = { fd, POLLIN, 0 };
-        long long left = deadline - now_ms();
+        long long left = deadline - sf_test_now_ms();
         ssize_t n;
 
         if (left <= 0 || poll(&pfd, 1, (int) left) <= 0) {
@@ -425,7 +382,7 @@ START_TEST(test_sshaudit_client_defaults)
     cli_path(cli, sizeof(cli));
     ck_assert_msg(access(cli, X_OK) == 0, "the sshflow CLI %s is not built", cli);
     doc_path(docfile, sizeof(docfile));
-    ck_assert_msg(read_file(docfile, doc, sizeof(doc)) > 0, "cannot read %s", docfile);
+    ck_assert_msg(sf_test_read_file(docfile, doc, sizeof(doc)) > 0, "cannot read %s", docfile);
 
     if (!private_network(why, sizeof(why))) {
         fprintf(stderr, "check_sshaudit: no private network namespace (%s); ssh-audit listens on all "
@@ -441,10 +398,10 @@ START_TEST(test_sshaudit_client_defaults)
         audit = sf_test_spawn(argv, NULL, &from_fd);
         ck_assert_int_gt(audit, 0);
     }
-    deadline = now_ms() + LISTEN_WAIT_MS;
+    deadline = sf_test_now_ms() + LISTEN_WAIT_MS;
     while (!port_listening(port)) {
-        ck_assert_msg(now_ms() < deadline, "ssh-audit did not listen on port %d", port);
-        sleep_ms(50);
+        ck_assert_msg(sf_test_now_ms() < deadline, "ssh-audit did not listen on port %d", port);
+        sf_test_sleep_ms(50);
     }
 
     /* The CLI with its defaults, in a scratch HOME (no real ~/.ssh). */

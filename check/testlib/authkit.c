@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "sshd.h"
+#include "testutil.h"
 
 #define DIR_PREFIX "sf-authkit-"
 #define DIRS_MAX 8
@@ -34,24 +35,6 @@
 #define AGENT_REAP_MS 5000
 #define LOG_READ_MAX (1024 * 1024)
 #define KEYGEN_PARALLEL_MAX 16
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* ---- directories ---- */
 
@@ -221,35 +204,7 @@ sf_authkit_append(const char *path, const char *text)
 ssize_t
 sf_authkit_read(const char *path, char *out, size_t outsz)
 {
-    size_t off = 0;
-    int fd;
-
-    if (outsz == 0) {
-        return -1;
-    }
-    out[0] = '\0';
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    while (off + 1 < outsz) {
-        ssize_t n = read(fd, out + off, outsz - 1 - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            close(fd);
-            return -1;
-        }
-        if (n == 0) {
-            break;
-        }
-        off += (size_t) n;
-    }
-    out[off] = '\0';
-    close(fd);
-    return (ssize_t) off;
+    return sf_test_read_file(path, out, outsz);
 }
 
 int
@@ -344,7 +299,7 @@ sf_authkit_keygen(struct sf_authkit_keyspec *keys, size_t n, unsigned parallel)
     pid_t pids[KEYGEN_PARALLEL_MAX];
     size_t idx[KEYGEN_PARALLEL_MAX];
     size_t next = 0, running = 0, i;
-    long long deadline = now_ms() + KEYGEN_TIMEOUT_MS;
+    long long deadline = sf_test_now_ms() + KEYGEN_TIMEOUT_MS;
     int rc = 0;
 
     if (parallel == 0) {
@@ -374,7 +329,7 @@ sf_authkit_keygen(struct sf_authkit_keyspec *keys, size_t n, unsigned parallel)
         }
         /* Reap the oldest (keys take similar times), bounded by the batch deadline. */
         {
-            long long left = deadline - now_ms();
+            long long left = deadline - sf_test_now_ms();
             int st = sf_test_wait(pids[0], left > 0 ? (int) left : 1);
 
             if (st != 0) {
@@ -511,7 +466,7 @@ sf_authkit_agent_start(struct sf_authkit_agent *a, const char *parent)
         a->pid = 0;
         return -1;
     }
-    deadline = now_ms() + AGENT_START_MS;
+    deadline = sf_test_now_ms() + AGENT_START_MS;
     for (;;) {
         int st = 0;
         pid_t w = waitpid(a->pid, &st, WNOHANG);
@@ -524,13 +479,13 @@ sf_authkit_agent_start(struct sf_authkit_agent *a, const char *parent)
         if (sock_accepts(a->sock)) {
             return 0;
         }
-        if (now_ms() >= deadline) {
+        if (sf_test_now_ms() >= deadline) {
             fprintf(stderr, "authkit: ssh-agent did not listen on %s within %d ms\n", a->sock,
                     AGENT_START_MS);
             sf_authkit_agent_kill(a, SIGKILL);
             return -1;
         }
-        sleep_ms(5);
+        sf_test_sleep_ms(5);
     }
 }
 
@@ -772,15 +727,15 @@ sf_authkit_log_has(const char *log, off_t from, const char *needle)
 bool
 sf_authkit_log_wait(const char *log, off_t from, const char *needle, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = sf_test_now_ms() + timeout_ms;
 
     for (;;) {
         if (sf_authkit_log_has(log, from, needle)) {
             return true;
         }
-        if (now_ms() >= deadline) {
+        if (sf_test_now_ms() >= deadline) {
             return false;
         }
-        sleep_ms(20);
+        sf_test_sleep_ms(20);
     }
 }

@@ -12,14 +12,13 @@
  * directory it did not create, or block without a bound. Not linked into
  * the library; not thread-safe (main thread only).
  *
- * The process helpers mirror the static ones of sshd.c (spawn with chosen
- * fds, freeze-and-kill of a process tree); sshd.h exports only spawn with
- * pipes, so they are repeated here rather than shared.
+ * The small utilities and the process primitives (spawn with chosen fds,
+ * freeze-and-kill of a process tree) come from testutil.h, shared with
+ * sshd.c; this file only picks its own death signal and SIGCHLD reset.
  */
 #include "servers.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -33,16 +32,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "testutil.h"
 
 #define DIR_PREFIX "sf-srv-"
 #define START_TIMEOUT_MS 20000  /* one server start: until it speaks SSH */
@@ -52,7 +50,6 @@
 #define PROBE_STEP_MS 2000      /* one readiness probe */
 #define START_TRIES 8           /* port collisions (Dropbear picks no port itself) */
 #define REGISTRY_MAX 8
-#define TREE_MAX 512
 #define PACKET_MAX 35000        /* RFC 4253 s6.1: what a probe accepts */
 
 #define PYTHON_PATH "/usr/bin/python3"
@@ -76,7 +73,6 @@ static const char *const kind_packages[SF_TEST_SRV_COUNT] = {
 /* ---- small utilities ---- */
 
 static void say(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static int fmt(char *dst, size_t dstsz, const char *f, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 say(const char *f, ...)
@@ -88,99 +84,6 @@ say(const char *f, ...)
     vfprintf(stderr, f, ap);
     fprintf(stderr, "\n");
     va_end(ap);
-}
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* snprintf that reports truncation as failure. */
-static int
-fmt(char *dst, size_t dstsz, const char *f, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, f);
-    n = vsnprintf(dst, dstsz, f, ap);
-    va_end(ap);
-    if (n < 0 || (size_t) n >= dstsz) {
-        say("path or text too long: %.80s...", dst);
-        return -1;
-    }
-    return 0;
-}
-
-static int
-write_file(const char *path, const void *data, size_t len, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    const char *p = data;
-    size_t off = 0;
-
-    if (fd < 0) {
-        say("open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    while (off < len) {
-        ssize_t n = write(fd, p + off, len - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            say("write %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        off += (size_t) n;
-    }
-    if (close(fd) != 0) {
-        say("close %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Up to cap - 1 bytes of a file, NUL-terminated; the count or -1. */
-static ssize_t
-read_file(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t off = 0;
-
-    buf[0] = '\0';
-    if (fd < 0) {
-        return -1;
-    }
-    while (off + 1 < cap) {
-        ssize_t n = read(fd, buf + off, cap - 1 - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        off += (size_t) n;
-    }
-    close(fd);
-    buf[off] = '\0';
-    return (ssize_t) off;
 }
 
 static int
@@ -206,118 +109,23 @@ rm_tree(const char *dir)
     (void) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int
-make_tempdir(char *out, size_t outsz)
-{
-    const char *tmp = getenv("TMPDIR");
-
-    if (tmp == NULL || tmp[0] != '/' || strlen(tmp) > 120) {
-        tmp = "/tmp";
-    }
-    if (fmt(out, outsz, "%s/%sXXXXXX", tmp, DIR_PREFIX) != 0) {
-        return -1;
-    }
-    if (mkdtemp(out) == NULL) {
-        say("mkdtemp %s: %s", out, strerror(errno));
-        out[0] = '\0';
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- processes ---- */
 
-/* Close every fd >= 3 (in a forked child: async-signal-safe calls only). */
-static void
-close_from3(void)
-{
-    long max;
-    int fd;
-
-    if (close_range(3, ~0U, 0) == 0) {
-        return;
-    }
-    max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 65536) {
-        max = 65536;
-    }
-    for (fd = 3; fd < max; fd++) {
-        (void) close(fd);
-    }
-}
-
-/* In a forked child: die with the test's thread, clean signal state. */
+/* In a forked child: die (SIGKILL) with the test's thread, clean signal state. */
 static void
 child_setup(pid_t parent)
 {
-    sigset_t none;
-
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
-        _exit(126);
-    }
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sf_test_child_setup(parent, SIGKILL, true);
 }
 
 /*
- * fork + exec argv[0] with fd0/fd1/fd2 as stdin/stdout/stderr (-1: /dev/null).
- * Only async-signal-safe calls between fork and exec.
+ * fork + exec argv[0] with fd0/fd1/fd2 as stdin/stdout/stderr (-1: /dev/null),
+ * set up by child_setup.
  */
 static pid_t
 spawn_fds(char *const argv[], int fd0, int fd1, int fd2)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-
-    if (pid < 0) {
-        say("fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        int fds[3] = { fd0, fd1, fd2 };
-        int i;
-
-        child_setup(parent);
-        for (i = 0; i < 3; i++) {
-            int fd = fds[i];
-
-            if (fd < 0) {
-                fd = open("/dev/null", O_RDWR);
-                if (fd < 0) {
-                    _exit(126);
-                }
-            }
-            if (fd != i && dup2(fd, i) < 0) {
-                _exit(126);
-            }
-        }
-        close_from3();
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Wait for our child pid until deadline (WNOHANG polling). 0 if reaped. */
-static int
-wait_until(pid_t pid, long long deadline, int *status)
-{
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-
-        if (r == pid) {
-            return 0;
-        }
-        if (r < 0 && errno != EINTR) {
-            return -1;
-        }
-        if (now_ms() >= deadline) {
-            return -1;
-        }
-        sleep_ms(5);
-    }
+    return sf_test_spawn_fds(argv, fd0, fd1, fd2, SIGKILL, true);
 }
 
 /* True while our child pid has not exited (reaps it if it has). */
@@ -329,101 +137,11 @@ child_alive(pid_t pid)
     return waitpid(pid, &st, WNOHANG) == 0;
 }
 
-/* ppid and state of pid from /proc; -1 if gone. */
-static int
-proc_stat(pid_t pid, pid_t *ppid, char *state)
-{
-    char path[64], buf[1024];
-    const char *p;
-    long pp = 0;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
-    if (read_file(path, buf, sizeof(buf)) <= 0) {
-        return -1;
-    }
-    /* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
-    p = strrchr(buf, ')');
-    if (p == NULL || sscanf(p + 1, " %c %ld", state, &pp) != 2) {
-        return -1;
-    }
-    *ppid = (pid_t) pp;
-    return 0;
-}
-
-/* root and all its live descendants into pids[]; returns the count. */
-static size_t
-collect_tree(pid_t root, pid_t *pids, size_t max)
-{
-    size_t n = 0;
-    bool grew = true;
-
-    pids[n++] = root;
-    while (grew && n < max) {
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-
-        grew = false;
-        if (d == NULL) {
-            break;
-        }
-        while ((e = readdir(d)) != NULL && n < max) {
-            char *end = NULL;
-            long v = strtol(e->d_name, &end, 10);
-            pid_t ppid = 0;
-            char state = 0;
-            bool known = false, parent_in = false;
-            size_t i;
-
-            if (end == e->d_name || *end != '\0' || v <= 0) {
-                continue;
-            }
-            if (proc_stat((pid_t) v, &ppid, &state) != 0 || state == 'Z') {
-                continue;
-            }
-            for (i = 0; i < n; i++) {
-                known = known || pids[i] == (pid_t) v;
-                parent_in = parent_in || pids[i] == ppid;
-            }
-            if (!known && parent_in) {
-                pids[n++] = (pid_t) v;
-                grew = true;
-            }
-        }
-        closedir(d);
-    }
-    return n;
-}
-
-/*
- * SIGSTOP root and every descendant, rescanning until no new process
- * appears (a stopped process cannot fork), then SIGKILL them all and reap
- * root (our child), bounded.
- */
+/* Freeze root and its descendants, SIGKILL them all, reap root (bounded). */
 static void
 end_tree(pid_t root)
 {
-    static pid_t pids[TREE_MAX];
-    size_t n = 0, prev = 0, i;
-    int round, st;
-
-    if (root <= 0) {
-        return;
-    }
-    for (round = 0; round < 20; round++) {
-        n = collect_tree(root, pids, TREE_MAX);
-        for (i = 0; i < n; i++) {
-            (void) kill(pids[i], SIGSTOP);
-        }
-        if (round > 0 && n == prev) {
-            break;
-        }
-        prev = n;
-        sleep_ms(2);
-    }
-    for (i = 0; i < n; i++) {
-        (void) kill(pids[i], SIGKILL);
-    }
-    (void) wait_until(root, now_ms() + STOP_TIMEOUT_MS, &st);
+    sf_test_tree_end(root, STOP_TIMEOUT_MS);
 }
 
 /* ---- registry of running servers, for the atexit clean-up ---- */
@@ -557,7 +275,7 @@ read_full(int fd, uint8_t *p, size_t n, long long deadline)
 
     while (off < n) {
         struct pollfd pfd = { fd, POLLIN, 0 };
-        long long left = deadline - now_ms();
+        long long left = deadline - sf_test_now_ms();
         ssize_t r;
 
         if (left <= 0 || poll(&pfd, 1, (int) left) <= 0) {
@@ -587,7 +305,7 @@ int
 sf_test_kexinit_probe(uint16_t port, int timeout_ms, struct sf_test_kexinit *out)
 {
     static const char hello[] = "SSH-2.0-sshflow_matrix_probe\r\n";
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = sf_test_now_ms() + timeout_ms;
     uint8_t *pkt = NULL;
     uint8_t hdr[5];
     uint32_t plen;
@@ -699,7 +417,7 @@ fingerprint_b64(const char *b64, size_t b64len, char *out, size_t outsz)
         n--;
     }
     enc[n] = '\0';
-    return fmt(out, outsz, "SHA256:%s", (const char *) enc);
+    return sf_test_fmt(out, outsz, "SHA256:%s", (const char *) enc);
 }
 
 /* Record the fingerprint of an OpenSSH one-line public key ("type base64 [comment]"). */
@@ -727,7 +445,7 @@ add_fp_file(struct sf_test_server *s, const char *pubpath)
 {
     char text[16384];
 
-    if (read_file(pubpath, text, sizeof(text)) <= 0) {
+    if (sf_test_read_file(pubpath, text, sizeof(text)) <= 0) {
         say("cannot read %s", pubpath);
         return -1;
     }
@@ -788,7 +506,7 @@ ssh_keygen(const char *path, const char *type, const char *bits)
 static int
 wait_ready(struct sf_test_server *s)
 {
-    long long deadline = now_ms() + START_TIMEOUT_MS;
+    long long deadline = sf_test_now_ms() + START_TIMEOUT_MS;
 
     for (;;) {
         int fd;
@@ -800,18 +518,18 @@ wait_ready(struct sf_test_server *s)
         fd = connect_loopback(s->port, PROBE_STEP_MS);
         if (fd >= 0) {
             uint8_t p[4];
-            int r = read_full(fd, p, 4, now_ms() + PROBE_STEP_MS);
+            int r = read_full(fd, p, 4, sf_test_now_ms() + PROBE_STEP_MS);
 
             close(fd);
             if (r == 0 && memcmp(p, "SSH-", 4) == 0) {
                 return 0;
             }
         }
-        if (now_ms() >= deadline) {
+        if (sf_test_now_ms() >= deadline) {
             say("%s did not answer on port %u within %d ms", s->name, s->port, START_TIMEOUT_MS);
             return -1;
         }
-        sleep_ms(20);
+        sf_test_sleep_ms(20);
     }
 }
 
@@ -820,7 +538,7 @@ open_log(struct sf_test_server *s)
 {
     int fd;
 
-    if (fmt(s->log, sizeof(s->log), "%s/server.log", s->dir) != 0) {
+    if (sf_test_fmt(s->log, sizeof(s->log), "%s/server.log", s->dir) != 0) {
         return -1;
     }
     fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -878,7 +596,7 @@ start_openssh(struct sf_test_server *s)
      * for its keys). A long LoginGraceTime: under valgrind an 8192-bit group
      * exchange takes the client more than the harness's 60 s.
      */
-    if (fmt(extra, sizeof(extra),
+    if (sf_test_fmt(extra, sizeof(extra),
             "KexAlgorithms %s\nCiphers %s\nMACs %s\nHostKeyAlgorithms %s\nLoginGraceTime 600\n", kex, cipher,
             mac, hostkey) != 0) {
         return -1;
@@ -895,7 +613,7 @@ start_openssh(struct sf_test_server *s)
     for (i = 0; i < SF_TEST_HOSTKEY_COUNT; i++) {
         char pub[320];
 
-        if (fmt(pub, sizeof(pub), "%s.pub", s->sshd.hostkey[i]) != 0 || add_fp_file(s, pub) != 0) {
+        if (sf_test_fmt(pub, sizeof(pub), "%s.pub", s->sshd.hostkey[i]) != 0 || add_fp_file(s, pub) != 0) {
             return -1;
         }
     }
@@ -926,7 +644,7 @@ start_dropbear(struct sf_test_server *s)
         char *pub[] = { (char *) DROPBEARKEY_PATH, (char *) "-y", (char *) "-f", path[i], NULL };
         const char *line;
 
-        if (fmt(path[i], sizeof(path[i]), "%s/dropbear_%s%s", s->dir, keys[i][0],
+        if (sf_test_fmt(path[i], sizeof(path[i]), "%s/dropbear_%s%s", s->dir, keys[i][0],
                 keys[i][1] != NULL ? keys[i][1] : "") != 0 ||
             run_quiet(gen, NULL, 0, KEYGEN_TIMEOUT_MS) != 0 ||
             run_quiet(pub, out, sizeof(out), KEYGEN_TIMEOUT_MS) != 0) {
@@ -943,7 +661,7 @@ start_dropbear(struct sf_test_server *s)
         }
         describe_key(s, keys[i][0], keys[i][1]);
     }
-    if (fmt(pidfile, sizeof(pidfile), "%s/dropbear.pid", s->dir) != 0 || (logfd = open_log(s)) < 0) {
+    if (sf_test_fmt(pidfile, sizeof(pidfile), "%s/dropbear.pid", s->dir) != 0 || (logfd = open_log(s)) < 0) {
         goto out;
     }
     for (tries = 0; tries < START_TRIES; tries++) {
@@ -953,7 +671,7 @@ start_dropbear(struct sf_test_server *s)
                          (char *) "-r", path[2], (char *) "-r", path[3], NULL };
         char log[8192];
 
-        if (pick_port(&s->port) != 0 || fmt(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", s->port) != 0) {
+        if (pick_port(&s->port) != 0 || sf_test_fmt(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", s->port) != 0) {
             goto out;
         }
         s->pid = spawn_fds(argv, -1, -1, logfd);
@@ -968,7 +686,7 @@ start_dropbear(struct sf_test_server *s)
         }
         end_tree(s->pid);
         s->pid = 0;
-        (void) read_file(s->log, log, sizeof(log));
+        (void) sf_test_read_file(s->log, log, sizeof(log));
         if (strstr(log, "in use") == NULL) {
             say("dropbear did not start; its log:\n%s", log);
             goto out;
@@ -1030,7 +748,7 @@ tinyssh_loop(int lfd, int status_fd, int logfd, const char *home_src, const char
             if (dup2(c, 0) < 0 || dup2(c, 1) < 0 || dup2(logfd, 2) < 0) {
                 _exit(126);
             }
-            close_from3();
+            sf_test_close_from3();
             execv(argv[0], argv);
             _exit(127);
         }
@@ -1062,15 +780,15 @@ start_tinyssh(struct sf_test_server *s)
     {
         char *mk[] = { (char *) TINYSSHD_MAKEKEY_PATH, (char *) "-q", keydir, NULL };
 
-        if (fmt(keydir, sizeof(keydir), "%s/tinyssh-keys", s->dir) != 0 ||
+        if (sf_test_fmt(keydir, sizeof(keydir), "%s/tinyssh-keys", s->dir) != 0 ||
             run_quiet(mk, NULL, 0, KEYGEN_TIMEOUT_MS) != 0) {
             return -1;
         }
     }
-    if (fmt(pkpath, sizeof(pkpath), "%s/ed25519.pk", keydir) != 0) {
+    if (sf_test_fmt(pkpath, sizeof(pkpath), "%s/ed25519.pk", keydir) != 0) {
         return -1;
     }
-    n = read_file(pkpath, (char *) pk, sizeof(pk));
+    n = sf_test_read_file(pkpath, (char *) pk, sizeof(pk));
     if (n != 32) {
         say("tinysshd: %s is not a 32-byte key", pkpath);
         return -1;
@@ -1080,17 +798,17 @@ start_tinyssh(struct sf_test_server *s)
     sf_store_be32(blob + 15, 32);
     memcpy(blob + 19, pk, 32);
     (void) EVP_EncodeBlock(b64, blob, (int) sizeof(blob));
-    if (fmt(line, sizeof(line), "ssh-ed25519 %s tinysshd\n", (const char *) b64) != 0 ||
+    if (sf_test_fmt(line, sizeof(line), "ssh-ed25519 %s tinysshd\n", (const char *) b64) != 0 ||
         add_fp_line(s, line) != 0) {
         return -1;
     }
     describe_key(s, "ed25519", NULL);
 
     /* The fake home: owned by the test user, as tinysshd (and a shell) expect. */
-    if (fmt(home, sizeof(home), "%s/home", s->dir) != 0 || fmt(sshdir, sizeof(sshdir), "%s/.ssh", home) != 0 ||
-        fmt(authkeys, sizeof(authkeys), "%s/authorized_keys", sshdir) != 0 ||
-        fmt(s->userkey, sizeof(s->userkey), "%s/id_ed25519", s->dir) != 0 ||
-        fmt(pub, sizeof(pub), "%s.pub", s->userkey) != 0) {
+    if (sf_test_fmt(home, sizeof(home), "%s/home", s->dir) != 0 || sf_test_fmt(sshdir, sizeof(sshdir), "%s/.ssh", home) != 0 ||
+        sf_test_fmt(authkeys, sizeof(authkeys), "%s/authorized_keys", sshdir) != 0 ||
+        sf_test_fmt(s->userkey, sizeof(s->userkey), "%s/id_ed25519", s->dir) != 0 ||
+        sf_test_fmt(pub, sizeof(pub), "%s.pub", s->userkey) != 0) {
         return -1;
     }
     if (ssh_keygen(s->userkey, "ed25519", NULL) != 0 || mkdir(home, 0700) != 0 || mkdir(sshdir, 0700) != 0) {
@@ -1100,7 +818,7 @@ start_tinyssh(struct sf_test_server *s)
     {
         char text[1024];
 
-        if (read_file(pub, text, sizeof(text)) <= 0 || write_file(authkeys, text, strlen(text), 0600) != 0) {
+        if (sf_test_read_file(pub, text, sizeof(text)) <= 0 || sf_test_write_file(authkeys, text, strlen(text), 0600) != 0) {
             return -1;
         }
     }
@@ -1135,11 +853,11 @@ start_tinyssh(struct sf_test_server *s)
     }
     close(sp[1]);
     sp[1] = -1;
-    deadline = now_ms() + START_TIMEOUT_MS;
+    deadline = sf_test_now_ms() + START_TIMEOUT_MS;
     memset(status, 0, sizeof(status));
     for (size_t off = 0;;) {
         struct pollfd pfd = { sp[0], POLLIN, 0 };
-        long long left = deadline - now_ms();
+        long long left = deadline - sf_test_now_ms();
         ssize_t r;
 
         if (left <= 0 || poll(&pfd, 1, (int) left) <= 0) {
@@ -1186,15 +904,15 @@ script_path(const char *name, char *out, size_t outsz)
     const char *src = getenv("SSHFLOW_SOURCE_DIR");
 
     if (src != NULL && src[0] == '/') {
-        return fmt(out, outsz, "%s/check/servers/%s", src, name);
+        return sf_test_fmt(out, outsz, "%s/check/servers/%s", src, name);
     }
     /* SSHFLOW_TESTLIB_SOURCE is .../check/testlib/servers.c */
-    if (fmt(out, outsz, "%s", SSHFLOW_TESTLIB_SOURCE) != 0) {
+    if (sf_test_fmt(out, outsz, "%s", SSHFLOW_TESTLIB_SOURCE) != 0) {
         return -1;
     }
     char *slash = strrchr(out, '/');
     if (slash == NULL) {
-        return fmt(out, outsz, "check/servers/%s", name);
+        return sf_test_fmt(out, outsz, "check/servers/%s", name);
     }
     *slash = '\0';
     slash = strrchr(out, '/');
@@ -1203,7 +921,7 @@ script_path(const char *name, char *out, size_t outsz)
     }
     *slash = '\0';
     size_t len = strlen(out);
-    return fmt(out + len, outsz - len, "/servers/%s", name);
+    return sf_test_fmt(out + len, outsz - len, "/servers/%s", name);
 }
 
 static const char *
@@ -1238,16 +956,16 @@ start_python(struct sf_test_server *s)
     for (i = 0; i < 5; i++) {
         char pub[320];
 
-        if (fmt(path[i], sizeof(path[i]), "%s/host_%s%s", s->dir, keys[i][0],
+        if (sf_test_fmt(path[i], sizeof(path[i]), "%s/host_%s%s", s->dir, keys[i][0],
                 keys[i][1] != NULL ? keys[i][1] : "") != 0 ||
-            fmt(pub, sizeof(pub), "%s.pub", path[i]) != 0 || ssh_keygen(path[i], keys[i][0], keys[i][1]) != 0 ||
+            sf_test_fmt(pub, sizeof(pub), "%s.pub", path[i]) != 0 || ssh_keygen(path[i], keys[i][0], keys[i][1]) != 0 ||
             add_fp_file(s, pub) != 0) {
             return -1;
         }
         describe_key(s, keys[i][0], keys[i][1]);
     }
-    if (fmt(s->userkey, sizeof(s->userkey), "%s/id_ed25519", s->dir) != 0 ||
-        fmt(authkeys, sizeof(authkeys), "%s.pub", s->userkey) != 0 || ssh_keygen(s->userkey, "ed25519", NULL) != 0 ||
+    if (sf_test_fmt(s->userkey, sizeof(s->userkey), "%s/id_ed25519", s->dir) != 0 ||
+        sf_test_fmt(authkeys, sizeof(authkeys), "%s.pub", s->userkey) != 0 || ssh_keygen(s->userkey, "ed25519", NULL) != 0 ||
         script_path(python_script(s->kind), script, sizeof(script)) != 0) {
         return -1;
     }
@@ -1271,11 +989,11 @@ start_python(struct sf_test_server *s)
     close(outp[1]);
     outp[1] = -1;
     /* "VERSION <module> <version>\nPORT <port>\n" */
-    deadline = now_ms() + START_TIMEOUT_MS;
+    deadline = sf_test_now_ms() + START_TIMEOUT_MS;
     text[0] = '\0';
     while (strstr(text, "PORT ") == NULL || strchr(strstr(text, "PORT "), '\n') == NULL) {
         struct pollfd pfd = { outp[0], POLLIN, 0 };
-        long long left = deadline - now_ms();
+        long long left = deadline - sf_test_now_ms();
         ssize_t r;
 
         if (left <= 0 || poll(&pfd, 1, (int) left) <= 0) {
@@ -1289,7 +1007,7 @@ start_python(struct sf_test_server *s)
         if (r <= 0 || off + (size_t) r >= sizeof(text) - 1) {
             char log[4096];
 
-            (void) read_file(s->log, log, sizeof(log));
+            (void) sf_test_read_file(s->log, log, sizeof(log));
             say("%s exited before announcing its port; its log:\n%s", s->name, log);
             goto out;
         }
@@ -1431,7 +1149,7 @@ sf_test_server_start(struct sf_test_server *s, int kind)
     if (kind == SF_TEST_SRV_OPENSSH) {
         rc = start_openssh(s);
     } else {
-        if (make_tempdir(s->dir, sizeof(s->dir)) != 0) {
+        if (sf_test_make_tempdir(s->dir, sizeof(s->dir), DIR_PREFIX) != 0) {
             return -1;
         }
         switch (kind) {

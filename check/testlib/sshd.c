@@ -10,9 +10,9 @@
  * into the library; not thread-safe (main thread only).
  */
 #include "sshd.h"
+#include "testutil.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -25,11 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DIR_PREFIX "sf-sshd-"
@@ -45,13 +43,12 @@
 #define CONFIG_MAX 16384
 
 /* fd placeholders for spawn_raw */
-#define FD_DEVNULL (-1)
-#define FD_INHERIT (-2)
+#define FD_DEVNULL SF_TEST_FD_DEVNULL
+#define FD_INHERIT SF_TEST_FD_INHERIT
 
 /* ---- small utilities ---- */
 
 static void say(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static int fmt(char *dst, size_t dstsz, const char *f, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 say(const char *f, ...)
@@ -65,121 +62,18 @@ say(const char *f, ...)
     va_end(ap);
 }
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* snprintf into dst[dstsz]; -1 if it did not fit. */
-static int
-fmt(char *dst, size_t dstsz, const char *f, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, f);
-    n = vsnprintf(dst, dstsz, f, ap);
-    va_end(ap);
-    if (n < 0 || (size_t) n >= dstsz) {
-        say("path or line too long: %s", f);
-        return -1;
-    }
-    return 0;
-}
-
-static int
-write_file(const char *path, const char *data, size_t len, mode_t mode)
-{
-    int fd = -1;
-    size_t off = 0;
-    int rc = -1;
-
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) {
-        say("open %s: %s", path, strerror(errno));
-        goto out;
-    }
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            say("write %s: %s", path, strerror(errno));
-            goto out;
-        }
-        off += (size_t) n;
-    }
-    if (fchmod(fd, mode) != 0) {
-        say("chmod %s: %s", path, strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    if (fd >= 0) {
-        close(fd);
-    }
-    return rc;
-}
-
-/* Read at most bufsz - 1 bytes of path, NUL-terminated; returns length or -1. */
-static ssize_t
-read_file(const char *path, char *buf, size_t bufsz)
-{
-    int fd = -1;
-    size_t off = 0;
-
-    buf[0] = '\0';
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    while (off + 1 < bufsz) {
-        ssize_t n = read(fd, buf + off, bufsz - 1 - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            close(fd);
-            return -1;
-        }
-        if (n == 0) {
-            break;
-        }
-        off += (size_t) n;
-    }
-    buf[off] = '\0';
-    close(fd);
-    return (ssize_t) off;
-}
-
 static int
 copy_file(const char *from, const char *to, mode_t mode)
 {
     char buf[8192];
     ssize_t n;
 
-    n = read_file(from, buf, sizeof(buf));
+    n = sf_test_read_file(from, buf, sizeof(buf));
     if (n < 0 || (size_t) n + 1 >= sizeof(buf)) {
         say("cannot read %s", from);
         return -1;
     }
-    return write_file(to, buf, (size_t) n, mode);
+    return sf_test_write_file(to, buf, (size_t) n, mode);
 }
 
 static int
@@ -204,95 +98,16 @@ rm_tree(const char *dir)
     (void) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int
-make_tempdir(char *out, size_t outsz, const char *prefix)
-{
-    const char *tmp = getenv("TMPDIR");
-
-    if (tmp == NULL || tmp[0] != '/' || strlen(tmp) > 120) {
-        tmp = "/tmp";
-    }
-    if (fmt(out, outsz, "%s/%sXXXXXX", tmp, prefix) != 0) {
-        return -1;
-    }
-    if (mkdtemp(out) == NULL) {
-        say("mkdtemp %s: %s", out, strerror(errno));
-        out[0] = '\0';
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- processes ---- */
-
-/* Close every fd >= 3 (in a forked child: async-signal-safe calls only). */
-static void
-close_from3(void)
-{
-    long max;
-    int fd;
-
-    if (close_range(3, ~0U, 0) == 0) {
-        return;
-    }
-    max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 65536) {
-        max = 65536;
-    }
-    for (fd = 3; fd < max; fd++) {
-        (void) close(fd);
-    }
-}
 
 /*
  * fork + exec argv[0] with fd0/fd1/fd2 as stdin/stdout/stderr (FD_DEVNULL or
- * FD_INHERIT allowed). Only async-signal-safe calls between fork and exec.
+ * FD_INHERIT allowed); the child dies (SIGTERM) with the test's main thread.
  */
 static pid_t
 spawn_raw(char *const argv[], int fd0, int fd1, int fd2)
 {
-    pid_t parent = getpid();
-    pid_t pid;
-
-    pid = fork();
-    if (pid < 0) {
-        say("fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        int fds[3] = { fd0, fd1, fd2 };
-        sigset_t none;
-        int i;
-
-        /* Die with the (main thread of the) test process. */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
-            _exit(126);
-        }
-        for (i = 0; i < 3; i++) {
-            int fd = fds[i];
-
-            if (fd == FD_INHERIT) {
-                continue;
-            }
-            if (fd == FD_DEVNULL) {
-                fd = open("/dev/null", O_RDWR);
-                if (fd < 0) {
-                    _exit(126);
-                }
-            }
-            if (fd != i && dup2(fd, i) < 0) {
-                _exit(126);
-            }
-        }
-        /* Keep no stray descriptor of the test (sockets, pipes) alive. */
-        close_from3();
-        signal(SIGPIPE, SIG_DFL);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
+    return sf_test_spawn_fds(argv, fd0, fd1, fd2, SIGTERM, false);
 }
 
 /* A close-on-exec pipe whose fds are >= 3 (so dup2 onto 0..2 cannot clobber them). */
@@ -343,29 +158,6 @@ decode_status(int st)
     return -1;
 }
 
-/* waitpid with WNOHANG until the deadline; 1 = reaped (*st set), 0 = still running, -1 = error. */
-static int
-wait_until(pid_t pid, long long deadline, int *st)
-{
-    for (;;) {
-        pid_t r = waitpid(pid, st, WNOHANG);
-
-        if (r == pid) {
-            return 1;
-        }
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            return -1;
-        }
-        if (now_ms() >= deadline) {
-            return 0;
-        }
-        sleep_ms(5);
-    }
-}
-
 int
 sf_test_wait(pid_t pid, int timeout_ms)
 {
@@ -375,14 +167,14 @@ sf_test_wait(pid_t pid, int timeout_ms)
     if (pid <= 0) {
         return -1;
     }
-    r = wait_until(pid, now_ms() + (timeout_ms > 0 ? timeout_ms : 0), &st);
+    r = sf_test_wait_until(pid, sf_test_now_ms() + (timeout_ms > 0 ? timeout_ms : 0), &st);
     if (r == 1) {
         return decode_status(st);
     }
     if (r == 0) {
         say("pid %ld did not exit within %d ms: killing it", (long) pid, timeout_ms);
         (void) kill(pid, SIGKILL);
-        (void) wait_until(pid, now_ms() + 5000, &st);
+        (void) sf_test_wait_until(pid, sf_test_now_ms() + 5000, &st);
     }
     return -1;
 }
@@ -451,7 +243,7 @@ sf_test_run(char *const argv[], const char *input, char *out, size_t outsz, char
 {
     int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
     size_t in_len = input != NULL ? strlen(input) : 0, in_off = 0, out_len = 0, err_len = 0;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = sf_test_now_ms() + timeout_ms;
     struct sigaction ign, old_pipe;
     pid_t pid = -1;
     int rc = -1;
@@ -486,7 +278,7 @@ sf_test_run(char *const argv[], const char *input, char *out, size_t outsz, char
         struct pollfd pfd[3];
         int *fds[3];
         nfds_t n = 0;
-        long long left = deadline - now_ms();
+        long long left = deadline - sf_test_now_ms();
         char buf[4096];
         nfds_t i;
 
@@ -549,7 +341,7 @@ sf_test_run(char *const argv[], const char *input, char *out, size_t outsz, char
     }
     close_fd(&in_p[1]);
     {
-        long long left = deadline - now_ms();
+        long long left = deadline - sf_test_now_ms();
 
         rc = sf_test_wait(pid, left > 0 ? (int) left : 1);
     }
@@ -571,101 +363,6 @@ out:
 
 /* ---- the process tree under an sshd ---- */
 
-/* ppid and state of pid from /proc; -1 if gone. */
-static int
-proc_stat(pid_t pid, pid_t *ppid, char *state)
-{
-    char path[64], buf[1024];
-    const char *p;
-    long pp = 0;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
-    if (read_file(path, buf, sizeof(buf)) <= 0) {
-        return -1;
-    }
-    /* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
-    p = strrchr(buf, ')');
-    if (p == NULL || sscanf(p + 1, " %c %ld", state, &pp) != 2) {
-        return -1;
-    }
-    *ppid = (pid_t) pp;
-    return 0;
-}
-
-/* All live descendants of root (root itself first) into pids[]; returns the count. */
-static size_t
-collect_tree(pid_t root, pid_t *pids, size_t max)
-{
-    size_t n = 0;
-    bool grew = true;
-
-    pids[n++] = root;
-    while (grew && n < max) {
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-
-        grew = false;
-        if (d == NULL) {
-            break;
-        }
-        while ((e = readdir(d)) != NULL && n < max) {
-            char *end = NULL;
-            long v = strtol(e->d_name, &end, 10);
-            pid_t ppid = 0;
-            char state = 0;
-            bool known = false, parent_in = false;
-            size_t i;
-
-            if (end == e->d_name || *end != '\0' || v <= 0) {
-                continue;
-            }
-            if (proc_stat((pid_t) v, &ppid, &state) != 0 || state == 'Z') {
-                continue;
-            }
-            for (i = 0; i < n; i++) {
-                if (pids[i] == (pid_t) v) {
-                    known = true;
-                }
-                if (pids[i] == ppid) {
-                    parent_in = true;
-                }
-            }
-            if (!known && parent_in) {
-                pids[n++] = (pid_t) v;
-                grew = true;
-            }
-        }
-        closedir(d);
-    }
-    return n;
-}
-
-/*
- * Stop (SIGSTOP) root and every descendant, rescanning until no new process
- * appears, so nothing can fork while we collect. Returns the count.
- */
-static size_t
-freeze_tree(pid_t root, pid_t *pids, size_t max)
-{
-    size_t n = 0, prev = 0;
-    int round;
-
-    for (round = 0; round < 20; round++) {
-        size_t i;
-
-        n = collect_tree(root, pids, max);
-        for (i = 0; i < n; i++) {
-            (void) kill(pids[i], SIGSTOP);
-        }
-        if (round > 0 && n == prev) {
-            break;
-        }
-        prev = n;
-        sleep_ms(2);
-    }
-    return n;
-}
-
 /*
  * Kill root's whole tree with SIGKILL and reap root (our child). Everything
  * is frozen first, so nothing can fork while we look. No SIGTERM for the
@@ -675,18 +372,7 @@ freeze_tree(pid_t root, pid_t *pids, size_t max)
 static void
 end_tree(pid_t root)
 {
-    static pid_t pids[TREE_MAX];
-    size_t n, i;
-    int st;
-
-    if (root <= 0) {
-        return;
-    }
-    n = freeze_tree(root, pids, TREE_MAX);
-    for (i = 0; i < n; i++) {
-        (void) kill(pids[i], SIGKILL);
-    }
-    (void) wait_until(root, now_ms() + STOP_TIMEOUT_MS, &st);
+    sf_test_tree_end(root, STOP_TIMEOUT_MS);
 }
 
 /* ---- registry of running servers, for the atexit clean-up ---- */
@@ -804,7 +490,7 @@ static int
 keygen_batch(const char *dir, const struct keyspec *k, size_t n)
 {
     pid_t pids[8] = { 0 };
-    long long deadline = now_ms() + KEYGEN_TIMEOUT_MS;
+    long long deadline = sf_test_now_ms() + KEYGEN_TIMEOUT_MS;
     int rc = 0;
     size_t i;
 
@@ -816,8 +502,8 @@ keygen_batch(const char *dir, const struct keyspec *k, size_t n)
         char *argv[16];
         int a = 0;
 
-        if (fmt(path, sizeof(path), "%s/%s", dir, k[i].name) != 0 ||
-            fmt(pub, sizeof(pub), "%s.pub", path) != 0) {
+        if (sf_test_fmt(path, sizeof(path), "%s/%s", dir, k[i].name) != 0 ||
+            sf_test_fmt(pub, sizeof(pub), "%s.pub", path) != 0) {
             rc = -1;
             break;
         }
@@ -847,7 +533,7 @@ keygen_batch(const char *dir, const struct keyspec *k, size_t n)
         }
     }
     for (i = 0; i < n; i++) {
-        long long left = deadline - now_ms();
+        long long left = deadline - sf_test_now_ms();
 
         if (pids[i] <= 0) {
             continue;
@@ -888,7 +574,7 @@ cache_valid(const char *dir)
         const struct keyspec *k = i < 4 ? &host_keys[i] : &user_keys[i - 4];
         char path[300];
 
-        if (fmt(path, sizeof(path), "%s/%s.pub", dir, k->name) != 0 || access(path, R_OK) != 0) {
+        if (sf_test_fmt(path, sizeof(path), "%s/%s.pub", dir, k->name) != 0 || access(path, R_OK) != 0) {
             return false;
         }
         path[strlen(path) - 4] = '\0';
@@ -913,11 +599,11 @@ use_shared_cache(const char *parent)
         return -1;
     }
     (void) mkdir(parent, 0700);
-    if (fmt(final, sizeof(final), "%s/" CACHE_PREFIX "v1", parent) != 0) {
+    if (sf_test_fmt(final, sizeof(final), "%s/" CACHE_PREFIX "v1", parent) != 0) {
         return -1;
     }
     if (!cache_valid(final)) {
-        if (fmt(tmp, sizeof(tmp), "%s/" CACHE_PREFIX "tmp-XXXXXX", parent) != 0 || mkdtemp(tmp) == NULL) {
+        if (sf_test_fmt(tmp, sizeof(tmp), "%s/" CACHE_PREFIX "tmp-XXXXXX", parent) != 0 || mkdtemp(tmp) == NULL) {
             return -1;
         }
         if (keygen_all(tmp) != 0 || rename(tmp, final) != 0) {
@@ -945,7 +631,7 @@ sf_test_sshd_init(void)
         return 0;
     }
     ensure_atexit();
-    if (make_tempdir(cache_dir, sizeof(cache_dir), CACHE_PREFIX) != 0) {
+    if (sf_test_make_tempdir(cache_dir, sizeof(cache_dir), CACHE_PREFIX) != 0) {
         return -1;
     }
     cache_owner = getpid();
@@ -968,7 +654,7 @@ sf_test_sshd_hostkey_pub(int which, char *out, size_t outsz)
     if (sf_test_sshd_init() != 0) {
         return -1;
     }
-    return fmt(out, outsz, "%s/%s.pub", cache_dir, host_keys[which].name);
+    return sf_test_fmt(out, outsz, "%s/%s.pub", cache_dir, host_keys[which].name);
 }
 
 /* ---- algorithms: what we want enabled, less what this OpenSSH does not know ---- */
@@ -1188,7 +874,7 @@ write_config(const struct sf_test_sshd *s, const char *extra)
         c.len += (size_t) snprintf(buf + c.len, c.cap - c.len, "# extra_config\n%s%s", extra,
                                    extra[n - 1] == '\n' ? "" : "\n");
     }
-    return write_file(s->config, buf, c.len, 0600);
+    return sf_test_write_file(s->config, buf, c.len, 0600);
 }
 
 /* known_hosts lines "[127.0.0.1]:port type base64" for the current host keys. */
@@ -1201,7 +887,7 @@ write_known_hosts(const struct sf_test_sshd *s, const char *path)
     for (i = 0; i < SF_TEST_HOSTKEY_COUNT; i++) {
         char type[64], b64[8000];
 
-        if (fmt(pub, sizeof(pub), "%s.pub", s->hostkey[i]) != 0 || read_file(pub, key, sizeof(key)) <= 0 ||
+        if (sf_test_fmt(pub, sizeof(pub), "%s.pub", s->hostkey[i]) != 0 || sf_test_read_file(pub, key, sizeof(key)) <= 0 ||
             sscanf(key, "%63s %7999s", type, b64) != 2) {
             say("cannot read %s", pub);
             return -1;
@@ -1212,7 +898,7 @@ write_known_hosts(const struct sf_test_sshd *s, const char *path)
             return -1;
         }
     }
-    return write_file(path, out, len, 0644);
+    return sf_test_write_file(path, out, len, 0644);
 }
 
 /* ---- start / stop ---- */
@@ -1336,10 +1022,10 @@ static void
 quiesce(pid_t listener)
 {
     static pid_t pids[TREE_MAX];
-    long long deadline = now_ms() + 2000;
+    long long deadline = sf_test_now_ms() + 2000;
 
-    while (collect_tree(listener, pids, TREE_MAX) > 1 && now_ms() < deadline) {
-        sleep_ms(5);
+    while (sf_test_tree_collect(listener, pids, TREE_MAX) > 1 && sf_test_now_ms() < deadline) {
+        sf_test_sleep_ms(5);
     }
 }
 
@@ -1354,12 +1040,12 @@ launch(struct sf_test_sshd *s)
     char *argv[] = { (char *) SF_TEST_SSHD_PATH, (char *) "-D", (char *) "-e", (char *) "-f",
                      s->config, (char *) "-E", s->log, NULL };
     char pidfile[300], text[4096];
-    long long deadline = now_ms() + START_TIMEOUT_MS;
+    long long deadline = sf_test_now_ms() + START_TIMEOUT_MS;
     off_t log_from = file_size(s->log);
     pid_t pid;
     int st = 0;
 
-    if (fmt(pidfile, sizeof(pidfile), "%s/sshd.pid", s->dir) != 0) {
+    if (sf_test_fmt(pidfile, sizeof(pidfile), "%s/sshd.pid", s->dir) != 0) {
         return -1;
     }
     (void) unlink(pidfile);
@@ -1368,7 +1054,7 @@ launch(struct sf_test_sshd *s)
         return -1;
     }
     for (;;) {
-        int w = wait_until(pid, now_ms(), &st);
+        int w = sf_test_wait_until(pid, sf_test_now_ms(), &st);
 
         if (w != 0) {
             log_since(s->log, log_from, text, sizeof(text));
@@ -1379,17 +1065,17 @@ launch(struct sf_test_sshd *s)
                 text);
             return -1;
         }
-        if (read_file(pidfile, text, sizeof(text)) > 0 && atol(text) == (long) pid &&
+        if (sf_test_read_file(pidfile, text, sizeof(text)) > 0 && atol(text) == (long) pid &&
             speaks_ssh(s->port, 2000)) {
             quiesce(pid);
             s->pid = pid;
             reg_set(s->dir, pid);
             return 0;
         }
-        if (now_ms() >= deadline) {
+        if (sf_test_now_ms() >= deadline) {
             break;
         }
-        sleep_ms(10);
+        sf_test_sleep_ms(10);
     }
     end_tree(pid);
     log_since(s->log, log_from, text, sizeof(text));
@@ -1406,9 +1092,9 @@ copy_keys(const struct sf_test_sshd *s, const char *const dst[], const struct ke
     for (i = 0; i < n; i++) {
         char from[300], from_pub[310], to_pub[310];
 
-        if (fmt(from, sizeof(from), "%s/%s", cache_dir, k[i].name) != 0 ||
-            fmt(from_pub, sizeof(from_pub), "%s.pub", from) != 0 ||
-            fmt(to_pub, sizeof(to_pub), "%s.pub", dst[i]) != 0 || copy_file(from, dst[i], 0600) != 0 ||
+        if (sf_test_fmt(from, sizeof(from), "%s/%s", cache_dir, k[i].name) != 0 ||
+            sf_test_fmt(from_pub, sizeof(from_pub), "%s.pub", from) != 0 ||
+            sf_test_fmt(to_pub, sizeof(to_pub), "%s.pub", dst[i]) != 0 || copy_file(from, dst[i], 0600) != 0 ||
             copy_file(from_pub, to_pub, 0644) != 0) {
             return -1;
         }
@@ -1428,10 +1114,10 @@ write_authorized_keys(const struct sf_test_sshd *s)
         char pub[310];
         ssize_t n;
 
-        if (fmt(pub, sizeof(pub), "%s.pub", keys[i]) != 0) {
+        if (sf_test_fmt(pub, sizeof(pub), "%s.pub", keys[i]) != 0) {
             return -1;
         }
-        n = read_file(pub, out + len, sizeof(out) - len);
+        n = sf_test_read_file(pub, out + len, sizeof(out) - len);
         if (n <= 0 || len + (size_t) n + 2 >= sizeof(out)) {
             say("cannot read %s", pub);
             return -1;
@@ -1441,7 +1127,7 @@ write_authorized_keys(const struct sf_test_sshd *s)
             out[len++] = '\n';
         }
     }
-    return write_file(s->authorized_keys, out, len, 0600);
+    return sf_test_write_file(s->authorized_keys, out, len, 0600);
 }
 
 static const char *
@@ -1463,20 +1149,20 @@ fill_paths(struct sf_test_sshd *s)
     size_t i;
 
     for (i = 0; i < SF_TEST_HOSTKEY_COUNT; i++) {
-        if (fmt(s->hostkey[i], sizeof(s->hostkey[i]), "%s/%s", s->dir, host_keys[i].name) != 0) {
+        if (sf_test_fmt(s->hostkey[i], sizeof(s->hostkey[i]), "%s/%s", s->dir, host_keys[i].name) != 0) {
             return -1;
         }
     }
-    if (fmt(s->config, sizeof(s->config), "%s/sshd_config", s->dir) != 0 ||
-        fmt(s->known_hosts, sizeof(s->known_hosts), "%s/known_hosts", s->dir) != 0 ||
-        fmt(s->known_hosts_current, sizeof(s->known_hosts_current), "%s/known_hosts_current",
+    if (sf_test_fmt(s->config, sizeof(s->config), "%s/sshd_config", s->dir) != 0 ||
+        sf_test_fmt(s->known_hosts, sizeof(s->known_hosts), "%s/known_hosts", s->dir) != 0 ||
+        sf_test_fmt(s->known_hosts_current, sizeof(s->known_hosts_current), "%s/known_hosts_current",
             s->dir) != 0 ||
-        fmt(s->userkey_ed25519, sizeof(s->userkey_ed25519), "%s/%s", s->dir, user_keys[0].name) != 0 ||
-        fmt(s->userkey_ecdsa, sizeof(s->userkey_ecdsa), "%s/%s", s->dir, user_keys[1].name) != 0 ||
-        fmt(s->userkey_rsa, sizeof(s->userkey_rsa), "%s/%s", s->dir, user_keys[2].name) != 0 ||
-        fmt(s->userkey_unauth, sizeof(s->userkey_unauth), "%s/%s", s->dir, user_keys[3].name) != 0 ||
-        fmt(s->authorized_keys, sizeof(s->authorized_keys), "%s/authorized_keys", s->dir) != 0 ||
-        fmt(s->log, sizeof(s->log), "%s/sshd.log", s->dir) != 0) {
+        sf_test_fmt(s->userkey_ed25519, sizeof(s->userkey_ed25519), "%s/%s", s->dir, user_keys[0].name) != 0 ||
+        sf_test_fmt(s->userkey_ecdsa, sizeof(s->userkey_ecdsa), "%s/%s", s->dir, user_keys[1].name) != 0 ||
+        sf_test_fmt(s->userkey_rsa, sizeof(s->userkey_rsa), "%s/%s", s->dir, user_keys[2].name) != 0 ||
+        sf_test_fmt(s->userkey_unauth, sizeof(s->userkey_unauth), "%s/%s", s->dir, user_keys[3].name) != 0 ||
+        sf_test_fmt(s->authorized_keys, sizeof(s->authorized_keys), "%s/authorized_keys", s->dir) != 0 ||
+        sf_test_fmt(s->log, sizeof(s->log), "%s/sshd.log", s->dir) != 0) {
         return -1;
     }
     return 0;
@@ -1499,7 +1185,7 @@ sf_test_sshd_start(struct sf_test_sshd *s, const char *extra_config)
     if (sf_test_sshd_init() != 0 || query_algs() != 0) {
         return -1;
     }
-    if (make_tempdir(s->dir, sizeof(s->dir), DIR_PREFIX) != 0) {
+    if (sf_test_make_tempdir(s->dir, sizeof(s->dir), DIR_PREFIX) != 0) {
         return -1;
     }
     reg_set(s->dir, 0);
@@ -1599,9 +1285,9 @@ sf_test_sshd_rotate_hostkeys(struct sf_test_sshd *s)
         return -1;
     }
     /* Same port, so old known_hosts entries still apply: retry while it is busy. */
-    deadline = now_ms() + START_TIMEOUT_MS;
-    while ((r = launch(s)) == 1 && now_ms() < deadline) {
-        sleep_ms(100);
+    deadline = sf_test_now_ms() + START_TIMEOUT_MS;
+    while ((r = launch(s)) == 1 && sf_test_now_ms() < deadline) {
+        sf_test_sleep_ms(100);
     }
     if (r != 0) {
         say("cannot restart sshd on port %u after rotating host keys", (unsigned) s->port);
@@ -1637,7 +1323,7 @@ sf_test_password_user(void)
             0) {
             return 0;
         }
-        sleep_ms(100);
+        sf_test_sleep_ms(100);
     }
     say("cannot set the password of %s", SF_TEST_PW_USER);
     return -1;
