@@ -277,6 +277,14 @@ SSHFLOW_API int sshflow_config_set(sshflow_config *cfg, const char *name, const 
 /*
  * An ordered list of ways to authenticate, tried in turn until the server
  * accepts one. Passwords and keys are copied in and wiped when freed.
+ *
+ * For every sshflow_cred_* call below: it never touches the network (key
+ * and certificate files are read when added; agents are asked only while
+ * connecting), it is not thread-safe with respect to other calls on the
+ * same cred, and it returns 0 or a negative kind with err filled. A cred
+ * that is no longer being modified may be used by several
+ * sshflow_client_of_flow() calls at once (they only read it); its prompt
+ * and banner callbacks may then run concurrently on their reader threads.
  */
 typedef struct sshflow_cred sshflow_cred;
 
@@ -406,7 +414,8 @@ SSHFLOW_API int sshflow_key_fingerprint_file(const char *path, const char *hash,
  * passphrase is non-NULL and non-empty, 16 rounds) and the public key to
  * "<path>.pub". type is "ed25519", "ecdsa" or "rsa"; bits 0 means the
  * default (ECDSA 256, RSA 3072); ECDSA takes 256/384/521, RSA 2048-16384.
- * comment may be NULL. Refuses to overwrite an existing file. Thread-safe.
+ * comment may be NULL. Refuses to overwrite an existing file. Blocks while
+ * generating (RSA 3072: up to a few seconds) and writing. Thread-safe.
  */
 SSHFLOW_API int sshflow_keygen(const char *type, unsigned bits, const char *comment,
                                const char *passphrase, const char *path, sshflow_error *err);
