@@ -25,6 +25,7 @@
 
 #include "sshd.h"
 #include "sshflow.h"
+#include "testutil.h"
 
 #define RUN_MS 60000
 #define OUT_MAX 65536
@@ -38,24 +39,13 @@ static char asklog[300];   /* the script appends its argument here */
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
-    FILE *fp = fopen(path, "w");
-    ck_assert_msg(fp != NULL, "cannot write %s: %s", path, strerror(errno));
-    fputs(text, fp);
-    fclose(fp);
-    ck_assert_int_eq(chmod(path, mode), 0);
+    ck_assert_msg(sf_test_write_file(path, text, strlen(text), mode) == 0, "cannot write %s", path);
 }
 
-static size_t read_file(const char *path, char *out, size_t outsz)
+/* The file's text into out ("" if it does not exist). */
+static void read_file(const char *path, char *out, size_t outsz)
 {
-    FILE *fp = fopen(path, "r");
-    size_t n = 0;
-    out[0] = '\0';
-    if (fp != NULL) {
-        n = fread(out, 1, outsz - 1, fp);
-        out[n] = '\0';
-        fclose(fp);
-    }
-    return n;
+    (void)sf_test_read_file(path, out, outsz);
 }
 
 static int count_lines(const char *path)

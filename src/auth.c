@@ -366,25 +366,9 @@ static const char *agent_algs(struct sf_conn *c, const uint8_t *blob, size_t len
         return NULL;
     }
     const char *type = sf_pubkey_type(pk);
-    const char *sigalg = NULL;
-    if (strstr(type, "-cert-v01@openssh.com") != NULL) {
-        /* Certificate: its base key type decides the signature. */
-        if (strncmp(type, "ssh-rsa-", 8) == 0) {
-            sigalg = user_sigalg(c, "ssh-rsa");
-        } else if (strncmp(type, "ssh-ed25519-", 12) == 0) {
-            sigalg = "ssh-ed25519";
-        } else if (strncmp(type, "ecdsa-sha2-nistp256-", 20) == 0) {
-            sigalg = "ecdsa-sha2-nistp256";
-        } else if (strncmp(type, "ecdsa-sha2-nistp384-", 20) == 0) {
-            sigalg = "ecdsa-sha2-nistp384";
-        } else if (strncmp(type, "ecdsa-sha2-nistp521-", 20) == 0) {
-            sigalg = "ecdsa-sha2-nistp521";
-        }
-        *alg = sigalg != NULL ? sf_cert_alg_for_sigalg(sigalg) : NULL;
-    } else {
-        sigalg = user_sigalg(c, type);
-        *alg = sigalg;
-    }
+    const char *base = sf_cert_sigalg_base(type); /* a certificate: its key type decides */
+    const char *sigalg = user_sigalg(c, base != NULL ? base : type);
+    *alg = base != NULL ? sf_cert_alg_for_sigalg(sigalg) : sigalg;
     sf_pubkey_free(pk);
     return *alg != NULL ? sigalg : NULL;
 }
